@@ -1,0 +1,1 @@
+"""Conveyor's domain: workflows, extractors and warehouses, usable without Celery."""

@@ -1,0 +1,56 @@
+"""The one settings object, read from the environment (and ``.env``) once per process."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+REAL_AIRTABLE_API_URL = "https://api.airtable.com"
+
+
+class Settings(BaseSettings):
+    """Every knob Conveyor reads from the environment; names are the upper-cased field names."""
+
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore")
+
+    airtable_api_key: SecretStr | None = None
+    airtable_base_id: str | None = None
+    airtable_api_url: str = REAL_AIRTABLE_API_URL
+    airtable_tables: str | None = Field(
+        default=None, description="Comma-separated table names or ids; empty means every table."
+    )
+    # Airtable's limit is 5 requests/s per base, shared by every client of that base.
+    airtable_requests_per_second: float = 5.0
+    # After a 429 the real API refuses the base for 30 s: waiting less only earns more 429s.
+    airtable_rate_limit_penalty_seconds: float = 30.0
+    airtable_timeout_seconds: float = 30.0
+
+    warehouse_url: str = "sqlite:///data/warehouse.db"
+    warehouse_schema: str = "raw"
+
+    batch_max_records: int = 500
+    batch_max_bytes: int = 2_000_000
+
+    celery_broker_url: str = "redis://127.0.0.1:6379/0"
+    celery_result_backend: str | None = None
+
+    @property
+    def airtable_table_list(self) -> list[str]:
+        """The tables named in ``AIRTABLE_TABLES``, or an empty list for every table."""
+        if not self.airtable_tables:
+            return []
+        return [name.strip() for name in self.airtable_tables.split(",") if name.strip()]
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, read once."""
+    return Settings()
+
+
+def reload_settings() -> Settings:
+    """Forget the cached settings and read the environment again (tests, CLI overrides)."""
+    get_settings.cache_clear()
+    return get_settings()
