@@ -1,0 +1,110 @@
+"""The HTTP session under pyairtable: rate limiting, 429 penalties and transient retries."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+import requests
+from tenacity import (
+    RetryCallState,
+    Retrying,
+    retry_if_exception_type,
+    stop_after_attempt,
+    wait_exponential_jitter,
+)
+
+from app.errors import SourceUnavailableError
+from app.extractors.ratelimit import RateLimiter
+
+log = logging.getLogger(__name__)
+
+SERVER_ERRORS = frozenset({500, 502, 503, 504})
+
+
+class _ServerError(Exception):
+    """A 5xx answer, raised only so tenacity can retry it."""
+
+    def __init__(self, response: requests.Response) -> None:
+        super().__init__(f"HTTP {response.status_code}")
+        self.response = response
+
+
+class RateLimitedSession(requests.Session):
+    """A requests session that waits its turn per base and survives 429s and 5xx.
+
+    pyairtable's own retry gives up after about 3 s, far less than the 30 s Airtable
+    refuses a base after a 429, so it is switched off and this session takes over.
+    """
+
+    def __init__(
+        self,
+        limiter: RateLimiter,
+        *,
+        base_key: str,
+        penalty_seconds: float,
+        max_attempts: int = 6,
+        max_penalties: int = 20,
+        on_wait: Callable[[str, float], None] | None = None,
+    ) -> None:
+        super().__init__()
+        self.limiter = limiter
+        self.base_key = base_key
+        self.penalty_seconds = penalty_seconds
+        self.max_attempts = max_attempts
+        self.max_penalties = max_penalties
+        self.on_wait = on_wait
+        self.rate_limited = 0
+
+    def request(self, method: str | bytes, url: str | bytes, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]
+        retrying = Retrying(
+            retry=retry_if_exception_type(
+                (requests.ConnectionError, requests.Timeout, _ServerError)
+            ),
+            wait=wait_exponential_jitter(initial=0.5, max=8.0),
+            stop=stop_after_attempt(self.max_attempts),
+            before_sleep=self._log_retry,
+            reraise=True,
+        )
+        try:
+            return retrying(self._send_within_limits, method, url, *args, **kwargs)
+        except _ServerError as exc:
+            return exc.response
+        except (requests.ConnectionError, requests.Timeout) as exc:
+            raise SourceUnavailableError(
+                f"cannot reach Airtable at AIRTABLE_API_URL {_origin(str(url))}: "
+                f"{type(exc).__name__} after {self.max_attempts} attempts"
+            ) from exc
+
+    def _send_within_limits(self, method: str | bytes, url: str | bytes, *args: Any, **kwargs: Any) -> Any:
+        for _ in range(self.max_penalties):
+            waited = self.limiter.acquire(self.base_key)
+            if waited > 0.5 and self.on_wait:
+                self.on_wait("rate limit", waited)
+            response = super().request(method, url, *args, **kwargs)
+            if response.status_code == 429:
+                self.rate_limited += 1
+                log.warning("Airtable answered 429 for base %s; waiting %.0f s",
+                            self.base_key, self.penalty_seconds)
+                self.limiter.penalize(self.base_key, self.penalty_seconds)
+                if self.on_wait:
+                    self.on_wait("429 penalty", self.penalty_seconds)
+                continue
+            if response.status_code in SERVER_ERRORS:
+                raise _ServerError(response)
+            return response
+        raise SourceUnavailableError(
+            f"Airtable kept answering 429 for base {self.base_key} "
+            f"after {self.max_penalties} waits of {self.penalty_seconds:.0f} s"
+        )
+
+    @staticmethod
+    def _log_retry(state: RetryCallState) -> None:
+        outcome = state.outcome.exception() if state.outcome else None
+        log.warning("Airtable request failed (%s); retry %d", outcome, state.attempt_number)
+
+
+def _origin(url: str) -> str:
+    scheme, _, rest = url.partition("://")
+    return f"{scheme}://{rest.split('/', 1)[0]}"

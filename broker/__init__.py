@@ -1,0 +1,1 @@
+"""Conveyor's distribution layer: the Celery app, queues, routing, canvases, producer, schedules."""

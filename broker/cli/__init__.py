@@ -1,0 +1,36 @@
+"""The ``conveyor`` command line."""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+import typer
+
+from app.errors import ConveyorError
+from broker.cli import local
+
+cli = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
+local.register(cli)
+
+
+def main() -> None:
+    """Entry point: any ConveyorError becomes one line on standard error and exit code 1."""
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        cli(standalone_mode=False)
+    except ConveyorError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(1)
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    except typer.Abort:
+        print("aborted", file=sys.stderr)
+        sys.exit(130)
+    except Exception as exc:  # click usage errors arrive here in non-standalone mode
+        import click
+
+        if isinstance(exc, click.ClickException):
+            exc.show()
+            sys.exit(exc.exit_code)
+        raise

@@ -1,0 +1,113 @@
+"""Commands that need no broker: run a sync in-process, the sandbox, and the demo."""
+
+from __future__ import annotations
+
+import os
+from typing import Annotated, Any
+
+import typer
+
+from app.registry import extractor_class
+from app.settings import reload_settings
+from app.warehouses import warehouse_for_url
+from app.workflows import ETLWorkflow, RunFailedError
+from broker.cli.display import ProgressDisplay, out_console, summary_table
+
+SANDBOX_BASE_ID = "appSANDBOX0000001"
+
+
+def run(
+    source: Annotated[str, typer.Argument(help="Registered extractor, e.g. airtable")],
+    drop_tables: Annotated[bool, typer.Option("--drop-tables", help="Replace tables atomically")] = False,
+    warehouse: Annotated[str | None, typer.Option(help="Warehouse URL (default WAREHOUSE_URL)")] = None,
+) -> None:
+    """Run the ETL in this process, with a progress line per table and a summary."""
+    workflow = ETLWorkflow(extractor_class(source), warehouse_for_url(warehouse))
+    _run_in_process(workflow, drop_tables)
+
+
+def _run_in_process(workflow: ETLWorkflow, drop_tables: bool) -> dict[str, Any]:
+    try:
+        with ProgressDisplay() as display:
+            report = workflow.run(drop_tables=drop_tables, progress=display)
+    except RunFailedError as exc:
+        out_console.print(summary_table(exc.report.to_json()))
+        raise
+    out_console.print(summary_table(report.to_json()))
+    return report.to_json()
+
+
+def sandbox(
+    port: Annotated[int, typer.Option(help="Port to listen on (127.0.0.1)")] = 8765,
+    rows: Annotated[int, typer.Option(help="Records in the largest table")] = 600,
+    token: Annotated[str, typer.Option(help="Bearer token the sandbox accepts")] = "sandbox-token",
+    rate: Annotated[float, typer.Option(help="Requests per second per base (0: unlimited)")] = 5.0,
+    penalty: Annotated[float, typer.Option(help="Seconds a base is refused after a 429")] = 30.0,
+) -> None:
+    """Serve a local Airtable-compatible API with seeded sample data until interrupted."""
+    from app.sandbox import SandboxConfig, build_base, serve_forever
+
+    base = build_base(SANDBOX_BASE_ID, demo_tables(rows))
+    config = SandboxConfig(token=token, requests_per_second=rate, penalty_seconds=penalty)
+    out_console.print(
+        f"Airtable sandbox on http://127.0.0.1:{port}  base {base.id}  "
+        f"tables {', '.join(t.name for t in base.tables)}\n"
+        f"export AIRTABLE_API_URL=http://127.0.0.1:{port} AIRTABLE_BASE_ID={base.id} "
+        f"AIRTABLE_API_KEY={token}"
+    )
+    serve_forever([base], config, "127.0.0.1", port)
+
+
+def demo_tables(rows: int) -> dict[str, int]:
+    """The demo base: three tables, the largest with ``rows`` records."""
+    return {"Clients": max(rows // 3, 1), "Projects": max(rows // 5, 1), "Invoices": rows}
+
+
+def demo(
+    rows: Annotated[int, typer.Option(help="Records in the largest sample table")] = 600,
+    warehouse: Annotated[str | None, typer.Option(help="Warehouse URL (default WAREHOUSE_URL)")] = None,
+) -> None:
+    """Start the sandbox with sample data and sync it into the warehouse, then show what landed."""
+    from app.sandbox import SandboxConfig, build_base, run_sandbox
+
+    config = SandboxConfig(token="demo-token")
+    with run_sandbox([build_base(SANDBOX_BASE_ID, demo_tables(rows))], config) as server:
+        _use_sandbox(server.url, SANDBOX_BASE_ID, config.token)
+        workflow = ETLWorkflow(extractor_class("airtable"), warehouse_for_url(warehouse))
+        out_console.print(f"Syncing the sandbox base into {workflow.warehouse.display_url} (in-process)")
+        _run_in_process(workflow, drop_tables=True)
+        show_landed(workflow)
+
+
+def _use_sandbox(url: str, base_id: str, token: str) -> None:
+    # The demo's own sandbox must win over whatever Airtable settings the shell has.
+    os.environ.update(AIRTABLE_API_URL=url, AIRTABLE_BASE_ID=base_id, AIRTABLE_API_KEY=token)
+    os.environ.pop("AIRTABLE_TABLES", None)
+    reload_settings()
+
+
+def show_landed(workflow: ETLWorkflow) -> None:
+    """Print each landed table's row count and first rows' columns."""
+    warehouse = workflow.warehouse
+    for table in workflow.extractor.list_tables():
+        name = warehouse.table_name_for(table)
+        count = warehouse.row_count(table)
+        out_console.print(f"[bold]{name}[/bold]: {count} rows")
+        for record in list(_take(warehouse.read_records(table), 2)):
+            fields = record["fields"]
+            shown = {k: fields[k] for k in list(fields)[:4]}
+            out_console.print(f"  {record['id']}: {shown}")
+
+
+def _take(iterable: Any, n: int) -> Any:
+    for i, item in enumerate(iterable):
+        if i >= n:
+            return
+        yield item
+
+
+def register(cli: typer.Typer) -> None:
+    """Add this module's commands to the CLI."""
+    cli.command()(run)
+    cli.command()(sandbox)
+    cli.command()(demo)
