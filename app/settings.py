@@ -35,6 +35,9 @@ class Settings(BaseSettings):
 
     celery_broker_url: str = "redis://127.0.0.1:6379/0"
     celery_result_backend: str | None = None
+    # Modules the workers import at start (comma-separated), so user workflows and extractors
+    # register themselves; a message can only name what is registered.
+    conveyor_imports: str | None = None
 
     @property
     def airtable_table_list(self) -> list[str]:

@@ -8,10 +8,11 @@ import sys
 import typer
 
 from app.errors import ConveyorError
-from broker.cli import local
+from broker.cli import local, remote
 
 cli = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
 local.register(cli)
+remote.register(cli)
 
 
 def main() -> None:

@@ -1,0 +1,9 @@
+"""The Celery application, configured from the settings."""
+
+from celery import Celery
+
+from app.settings import get_settings
+from broker.config import celery_config
+
+celery_app = Celery("conveyor")
+celery_app.config_from_object(celery_config(get_settings()))

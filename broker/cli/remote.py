@@ -1,0 +1,94 @@
+"""Commands that talk to the workers through Redis: enqueue, status, runs, cancel."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from app.contracts import TableRef
+from app.registry import extractor_class, warehouse_class
+from app.workflows import ETLWorkflow
+from app.workflows.report import TableReport
+from broker.cli.display import ProgressDisplay, out_console, summary_table
+
+
+def enqueue(
+    source: Annotated[str, typer.Argument(help="Registered extractor, e.g. airtable")],
+    drop_tables: Annotated[bool, typer.Option("--drop-tables", help="Replace tables atomically")] = False,
+    wait: Annotated[bool, typer.Option("--wait", help="Follow the run; exit 0 only if it succeeds")] = False,
+    warehouse: Annotated[str | None, typer.Option(help="Registered warehouse (sqlite, postgres); "
+                                                  "default: the workers' WAREHOUSE_URL")] = None,
+    tables: Annotated[str | None, typer.Option(help="Comma-separated table names or ids")] = None,
+    timeout: Annotated[float | None, typer.Option(help="Give up waiting after this many seconds")] = None,
+) -> None:
+    """Queue an ETL run on the workers; print its run id as the first line."""
+    from broker.producer import enqueue as enqueue_run
+
+    workflow = ETLWorkflow(extractor_class(source), warehouse_class(warehouse) if warehouse else None)
+    names = [t.strip() for t in tables.split(",") if t.strip()] if tables else None
+    handle = enqueue_run(workflow, drop_tables=drop_tables, tables=names)
+    print(handle.id, flush=True)
+    if not wait:
+        return
+    with ProgressDisplay() as display:
+        final = handle.wait(timeout, on_progress=lambda s: _draw(display, s), raise_on_failure=False)
+    out_console.print(summary_table(final))
+    if final["state"] != "succeeded":
+        print(f"error: run {final['run_id']} {final['state']}: {final.get('error') or ''}",
+              file=sys.stderr)
+        raise typer.Exit(1)
+
+
+def _draw(display: ProgressDisplay, status: dict[str, Any]) -> None:
+    for t in status.get("tables", []):
+        report = TableReport(table=TableRef.from_json(t["table"]), sql_table=t.get("sql_table"),
+                             state=t["state"], fetched=t["fetched"], loaded=t["loaded"],
+                             batches=t["batches"], error=t.get("error"))
+        display.update(report)
+
+
+def status(
+    run_id: Annotated[str, typer.Argument(help="The run id printed by enqueue")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print the whole status as JSON")] = False,
+) -> None:
+    """Show a run's state, per-table counts and (with --json) every step and its worker."""
+    from broker.producer import RunHandle
+
+    current = RunHandle(run_id).status()
+    if as_json:
+        print(json.dumps(current, indent=2, default=str))
+        return
+    out_console.print(summary_table(current))
+
+
+def runs(limit: Annotated[int, typer.Option(help="How many runs")] = 20) -> None:
+    """Recent runs, newest first."""
+    from broker.status import RunStatus
+
+    table = Table(title="recent runs")
+    for column in ("run id", "workflow", "state", "created", "finished", "tables", "loaded", "note"):
+        table.add_column(column)
+    for run in RunStatus().recent(limit):
+        loaded = sum(t["loaded"] for t in run.get("tables", []))
+        table.add_row(run["run_id"], run.get("workflow", ""), run["state"], run.get("created_at", ""),
+                      run.get("finished_at", ""), str(len(run.get("tables", []))), str(loaded),
+                      run.get("error") or run.get("reason") or "")
+    out_console.print(table)
+
+
+def cancel(run_id: Annotated[str, typer.Argument(help="The run to stop")]) -> None:
+    """Stop a run: no further batches load and the run ends cancelled."""
+    from broker.producer import RunHandle
+
+    RunHandle(run_id).cancel()
+    out_console.print(f"cancel requested for run {run_id}")
+
+
+def register(cli: typer.Typer) -> None:
+    """Add this module's commands to the CLI."""
+    for command in (enqueue, status, runs, cancel):
+        cli.command()(command)

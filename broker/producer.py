@@ -1,0 +1,129 @@
+"""The producer: enqueue a workflow run and follow it through a RunHandle.
+
+Example:
+    >>> handle = enqueue(ETLWorkflow(AirtableExtractor, SQLiteWarehouse), drop_tables=True)
+    >>> handle.wait(timeout=600)["state"]
+    'succeeded'
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+from celery import signature
+
+from app.errors import TerminalError
+from app.registry import EXTRACTORS, WAREHOUSES, WORKFLOWS, name_of
+from app.workflows.base import Workflow
+from app.workflows.etl import ETLWorkflow
+from broker.canvases import steps_canvas
+from broker.celery_app import celery_app
+from broker.status import TERMINAL, RunStatus
+
+RUN_OPTIONS = ("drop_tables", "tables")
+
+
+class RunNotFinishedError(TerminalError):
+    """wait() ran out of time before the run finished."""
+
+
+class RunFailedRemotelyError(TerminalError):
+    """The run finished failed or cancelled; ``status`` has the details."""
+
+    def __init__(self, status: dict[str, Any]) -> None:
+        failed = [t for t in status.get("tables", []) if t.get("state") in ("failed", "cancelled")]
+        detail = "; ".join(f"{t['table']['name']}: {t.get('error') or t['state']}" for t in failed)
+        super().__init__(f"run {status['run_id']} {status['state']}"
+                         + (f": {detail}" if detail else f": {status.get('error') or ''}"))
+        self.status = status
+
+
+class RunHandle:
+    """A queued run: its id, its status, and ways to wait for or cancel it."""
+
+    def __init__(self, run_id: str, store: RunStatus | None = None) -> None:
+        self.id = run_id
+        self._store = store or RunStatus()
+
+    def __repr__(self) -> str:
+        return f"RunHandle({self.id!r})"
+
+    def status(self) -> dict[str, Any]:
+        """The run's current status (state, per-table counts, steps)."""
+        status = self._store.get(self.id)
+        if status is None:
+            raise TerminalError(f"unknown run {self.id}")
+        return status
+
+    def wait(
+        self,
+        timeout: float | None = None,
+        *,
+        poll: float = 0.5,
+        on_progress: Callable[[dict[str, Any]], None] | None = None,
+        raise_on_failure: bool = True,
+    ) -> dict[str, Any]:
+        """Block until the run finishes and return its final status.
+
+        Raises:
+            RunNotFinishedError: ``timeout`` seconds passed first.
+            RunFailedRemotelyError: the run failed or was cancelled (unless told not to raise).
+        """
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            status = self.status()
+            if on_progress:
+                on_progress(status)
+            if status["state"] in TERMINAL:
+                if raise_on_failure and status["state"] != "succeeded":
+                    raise RunFailedRemotelyError(status)
+                return status
+            if deadline is not None and time.monotonic() > deadline:
+                raise RunNotFinishedError(f"run {self.id} still {status['state']} after {timeout} s")
+            time.sleep(poll)
+
+    def cancel(self) -> None:
+        """Ask the run to stop: no further batch loads, and the run ends cancelled."""
+        self._store.request_cancel(self.id)
+        status = self.status()
+        if status["state"] == "queued":
+            self._store.set_state(self.id, "cancelled")
+
+
+def enqueue(workflow: Workflow, *, run_id: str | None = None, **run_options: Any) -> RunHandle:
+    """Queue a run of ``workflow`` on the workers and return its handle.
+
+    The message names registered classes only and carries no secrets: the workers build
+    extractors and warehouses from their own environment.
+
+    Args:
+        workflow: an ETLWorkflow, or any registered Workflow with @step methods.
+        run_id: the run's id (a new one by default).
+        **run_options: ``drop_tables`` and ``tables`` (names or ids) for an ETLWorkflow.
+    """
+    unknown = set(run_options) - set(RUN_OPTIONS)
+    if unknown:
+        raise TerminalError(f"unknown run options {sorted(unknown)}: use {', '.join(RUN_OPTIONS)}")
+    if not isinstance(workflow, ETLWorkflow):
+        name_of(WORKFLOWS, type(workflow))
+    run_id = run_id or uuid.uuid4().hex
+    store = RunStatus()
+    options = {k: v for k, v in run_options.items() if v is not None}
+    store.create_run(run_id, workflow.name(), options)
+    if isinstance(workflow, ETLWorkflow):
+        warehouse = workflow.warehouse_class
+        spec = {
+            "run_id": run_id,
+            "workflow": workflow.name(),
+            "extractor": name_of(EXTRACTORS, workflow.extractor_class),
+            "warehouse": name_of(WAREHOUSES, warehouse) if warehouse else None,
+            "options": options,
+        }
+        signature("conveyor.plan_run", args=(spec,), app=celery_app).apply_async(
+            task_id=f"{run_id}-plan")
+    else:
+        steps_canvas(run_id, type(workflow)).apply_async()
+    return RunHandle(run_id, store)

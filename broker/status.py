@@ -1,0 +1,185 @@
+"""Run status in Redis: readable by any process, surviving worker restarts.
+
+Every write is idempotent (counts are stored per batch number and summed on read), so a
+redelivered task never double-counts progress.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+import redis
+
+from app.contracts import RejectedRecord, TableRef
+from app.settings import get_settings
+from broker import policies
+
+PREFIX = "conveyor"
+TERMINAL = frozenset({"succeeded", "failed", "cancelled", "skipped"})
+
+# Sets the run state unless it is already terminal: a run finishes exactly once.
+_SET_STATE = """
+local current = redis.call('HGET', KEYS[1], 'state')
+if current == 'succeeded' or current == 'failed' or current == 'cancelled' or current == 'skipped' then
+  return 0
+end
+redis.call('HSET', KEYS[1], unpack(ARGV))
+return 1
+"""
+
+
+def now_iso() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
+
+
+def redis_client(url: str | None = None) -> redis.Redis:
+    """A Redis client for ``url`` (default: the broker), with timeouts and health checks."""
+    return redis.Redis.from_url(
+        url or get_settings().celery_broker_url,
+        socket_timeout=30,
+        socket_connect_timeout=10,
+        health_check_interval=25,
+        decode_responses=True,
+    )
+
+
+class RunStatus:
+    """Reads and writes the status of runs, their tables and their steps."""
+
+    def __init__(self, client: redis.Redis | None = None) -> None:
+        self.r = client or redis_client()
+        self._set_state = self.r.register_script(_SET_STATE)
+
+    # keys
+    def _run(self, run_id: str) -> str:
+        return f"{PREFIX}:run:{run_id}"
+
+    def _table(self, run_id: str, table_id: str, part: str = "") -> str:
+        return f"{PREFIX}:run:{run_id}:table:{table_id}{':' + part if part else ''}"
+
+    def _touch(self, *keys: str) -> None:
+        pipe = self.r.pipeline()
+        for key in keys:
+            pipe.expire(key, policies.STATUS_TTL_SECONDS)
+        pipe.execute()
+
+    # runs
+    def create_run(self, run_id: str, workflow: str, options: dict[str, Any]) -> None:
+        key = self._run(run_id)
+        self.r.hset(key, mapping={
+            "run_id": run_id, "workflow": workflow, "state": "queued",
+            "options": json.dumps(options), "created_at": now_iso(), "tables": "[]",
+        })
+        self.r.zadd(f"{PREFIX}:runs", {run_id: time.time()})
+        self._touch(key)
+
+    def set_state(self, run_id: str, state: str, *, error: str | None = None) -> bool:
+        """Move a run to ``state``; False (and no change) if it had already finished."""
+        fields: dict[str, str] = {"state": state}
+        if state == "running":
+            fields["started_at"] = now_iso()
+        if state in TERMINAL:
+            fields["finished_at"] = now_iso()
+        if error is not None:
+            fields["error"] = error
+        argv = [item for pair in fields.items() for item in pair]
+        return bool(self._set_state(keys=[self._run(run_id)], args=argv))
+
+    def set_tables(self, run_id: str, tables: list[TableRef]) -> None:
+        self.r.hset(self._run(run_id), "tables", json.dumps([t.to_json() for t in tables]))
+        for table in tables:
+            key = self._table(run_id, table.table_id)
+            self.r.hsetnx(key, "state", "pending")
+            self._touch(key)
+
+    def request_cancel(self, run_id: str) -> None:
+        self.r.hset(self._run(run_id), "cancel_requested", now_iso())
+
+    def is_cancelled(self, run_id: str) -> bool:
+        return bool(self.r.hexists(self._run(run_id), "cancel_requested"))
+
+    # tables
+    def update_table(self, run_id: str, table_id: str, **fields: str | None) -> None:
+        key = self._table(run_id, table_id)
+        self.r.hset(key, mapping={k: v for k, v in fields.items() if v is not None})
+        self._touch(key)
+
+    def table_state(self, run_id: str, table_id: str) -> str | None:
+        value = self.r.hget(self._table(run_id, table_id), "state")
+        return str(value) if value is not None else None
+
+    def record_fetched(self, run_id: str, table_id: str, batch_no: int, count: int) -> None:
+        key = self._table(run_id, table_id, "fetched")
+        self.r.hset(key, str(batch_no), count)
+        self._touch(key)
+
+    def record_loaded(
+        self, run_id: str, table_id: str, batch_no: int, loaded: int,
+        rejected: tuple[RejectedRecord, ...] = (),
+    ) -> None:
+        loaded_key = self._table(run_id, table_id, "loaded")
+        rejected_key = self._table(run_id, table_id, "rejected")
+        self.r.hset(loaded_key, str(batch_no), loaded)
+        if rejected:
+            payload = [{"record_id": r.record_id, "reason": r.reason} for r in rejected]
+            self.r.hset(rejected_key, str(batch_no), json.dumps(payload))
+        self._touch(loaded_key, rejected_key)
+
+    # steps
+    def record_step(
+        self, run_id: str, step: str, *, table_id: str | None, batch_no: int | None,
+        hostname: str | None, queue: str | None, state: str, error: str | None = None,
+    ) -> None:
+        key = f"{self._run(run_id)}:steps"
+        ident = f"{step}:{table_id or ''}:{'' if batch_no is None else batch_no}"
+        entry = {"step": step, "table_id": table_id, "batch_no": batch_no, "hostname": hostname,
+                 "queue": queue, "state": state, "at": now_iso()}
+        if error:
+            entry["error"] = error
+        self.r.hset(key, ident, json.dumps(entry))
+        self._touch(key)
+
+    # reading
+    def get(self, run_id: str) -> dict[str, Any] | None:
+        """The whole status of a run as JSON-ready data, or None if unknown."""
+        run = self.r.hgetall(self._run(run_id))
+        if not run:
+            return None
+        tables = json.loads(run.pop("tables", "[]"))
+        data: dict[str, Any] = dict(run)
+        data["options"] = json.loads(run.get("options", "{}"))
+        data["tables"] = [self._table_status(run_id, TableRef.from_json(t)) for t in tables]
+        steps = self.r.hvals(f"{self._run(run_id)}:steps")
+        data["steps"] = sorted((json.loads(s) for s in steps), key=lambda s: s["at"])
+        return data
+
+    def _table_status(self, run_id: str, table: TableRef) -> dict[str, Any]:
+        info = self.r.hgetall(self._table(run_id, table.table_id))
+        fetched = self.r.hvals(self._table(run_id, table.table_id, "fetched"))
+        loaded = self.r.hgetall(self._table(run_id, table.table_id, "loaded"))
+        rejected_raw = self.r.hvals(self._table(run_id, table.table_id, "rejected"))
+        rejected = [r for raw in rejected_raw for r in json.loads(raw)]
+        return {
+            "table": table.to_json(),
+            "sql_table": info.get("sql_table"),
+            "state": info.get("state", "pending"),
+            "error": info.get("error"),
+            "fetched": sum(int(v) for v in fetched),
+            "loaded": sum(int(v) for v in loaded.values()),
+            "batches": len(loaded),
+            "rejected": rejected,
+        }
+
+    def recent(self, limit: int = 20) -> list[dict[str, Any]]:
+        """The newest runs first, without their step lists."""
+        ids = self.r.zrevrange(f"{PREFIX}:runs", 0, limit - 1)
+        runs = []
+        for run_id in ids:
+            status = self.get(run_id)
+            if status is not None:
+                status.pop("steps", None)
+                runs.append(status)
+        return runs

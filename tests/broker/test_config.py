@@ -1,0 +1,21 @@
+"""Delivery settings: JSON only, late acks, reject on loss, prefetch 1, routing by task."""
+
+from app.settings import Settings
+from broker.config import celery_config
+from broker.routing import queue_of
+
+
+def test_json_only_and_safe_delivery():
+    config = celery_config(Settings())
+    assert config["accept_content"] == ["json"]
+    assert config["task_serializer"] == config["result_serializer"] == "json"
+    assert config["task_acks_late"] and config["task_reject_on_worker_lost"]
+    assert config["worker_prefetch_multiplier"] == 1
+    transport = config["broker_transport_options"]
+    assert transport["visibility_timeout"] > config["task_time_limit"] > config["task_soft_time_limit"]
+
+
+def test_fetching_routes_to_extract_and_the_rest_to_load():
+    assert queue_of("conveyor.fetch_schema") == queue_of("conveyor.extract_table") == "extract"
+    for task in ("detect_schema", "create_table", "load_batch", "finish_table", "finish_run"):
+        assert queue_of(f"conveyor.{task}") == "load"

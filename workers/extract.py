@@ -1,0 +1,112 @@
+"""Extract-queue tasks: plan a run, fetch a table's schema, page a table into load batches."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+from celery import Task
+
+from app.contracts import TableRef
+from app.errors import ConfigurationError, ConveyorError
+from app.settings import get_settings
+from app.workflows import etl_steps
+from broker.canvases import etl_run_canvas
+from broker.celery_app import celery_app
+from workers.context import build_extractor, status_store
+from workers.payload import run_id_of, table_of
+from workers.steps import table_step, where
+
+
+@celery_app.task(name="conveyor.plan_run", bind=True, max_retries=5)
+def plan_run(self: Task, spec: dict[str, Any]) -> dict[str, Any]:
+    """List the run's tables (this needs the source's secrets) and launch one chain per table."""
+    run_id = spec["run_id"]
+    status = status_store()
+    host, queue = where(self)
+    if not status.set_state(run_id, "running"):
+        return {"run_id": run_id, "state": "already finished"}
+    try:
+        tables = resolve_tables(spec)
+    except ConveyorError as exc:
+        status.record_step(run_id, "plan_run", table_id=None, batch_no=None, hostname=host,
+                           queue=queue, state="failed", error=str(exc))
+        status.set_state(run_id, "failed", error=str(exc))
+        return {"run_id": run_id, "state": "failed", "error": str(exc)}
+    status.set_tables(run_id, tables)
+    status.record_step(run_id, "plan_run", table_id=None, batch_no=None, hostname=host,
+                       queue=queue, state="succeeded")
+    etl_run_canvas(spec, tables).apply_async()
+    return {"run_id": run_id, "tables": len(tables)}
+
+
+def resolve_tables(spec: dict[str, Any]) -> list[TableRef]:
+    """The run's tables. A named table the source lacks stays in the list, so its own chain
+    fails with a clear error while the other tables still land."""
+    options = spec.get("options", {})
+    extractor = build_extractor(spec["extractor"], {})
+    every = extractor.list_tables()
+    wanted = options.get("tables") or []
+    if not wanted:
+        return every
+    chosen = []
+    for name in wanted:
+        match = next((t for t in every if name in (t.table_id, t.name)), None)
+        chosen.append(match or TableRef(source=extractor.source_name, table_id=name, name=name))
+    return chosen
+
+
+def _extractor_for(payload: dict[str, Any]) -> Any:
+    return build_extractor(payload["ctx"]["extractor"], {})
+
+
+@table_step("fetch_schema")
+def fetch_schema(task: Task, payload: dict[str, Any]) -> dict[str, Any]:
+    """The table's fields from the source, plus a first page of records as a typing sample."""
+    table = table_of(payload)
+    extractor = _extractor_for(payload)
+    known = {t.table_id for t in extractor.list_tables()}
+    if table.table_id not in known:
+        raise ConfigurationError(f"unknown table {table.name!r}: the source has no such table")
+    schema = etl_steps.fetch_schema(extractor, table)
+    first_page = next(extractor.iter_pages(table, None))
+    return {**payload, "schema": schema.to_json(), "sample": _bounded(first_page.records)}
+
+
+def _bounded(records: list[Any]) -> list[Any]:
+    """At most one batch's worth of bytes: a sample never makes a message big."""
+    budget = get_settings().batch_max_bytes
+    kept = []
+    for record in records:
+        budget -= len(json.dumps(record, default=str))
+        if budget < 0:
+            break
+        kept.append(record)
+    return kept
+
+
+@table_step("extract_table")
+def extract_table(task: Task, payload: dict[str, Any]) -> dict[str, Any]:
+    """Page the table and send each bounded batch to the load queue as soon as it is fetched."""
+    from workers.load import load_batch
+
+    settings = get_settings()
+    status = status_store()
+    run_id, table = run_id_of(payload), table_of(payload)
+    extractor = _extractor_for(payload)
+    sent = 0
+    fetched = 0
+    for item in etl_steps.iter_batches(
+        extractor, table, run_id,
+        max_records=settings.batch_max_records, max_bytes=settings.batch_max_bytes,
+    ):
+        if status.is_cancelled(run_id):
+            return {**payload, "state": "cancelled", "error": None, "batches": sent}
+        load_batch.apply_async(
+            (item.batch.to_json(), payload["target"], payload["ctx"].get("warehouse")))
+        status.record_fetched(run_id, table.table_id, item.batch.batch_no, len(item.batch.records))
+        sent += 1
+        fetched += len(item.batch.records)
+    return {"ctx": payload["ctx"], "target": payload["target"], "state": "ok",
+            "batches": sent, "fetched": fetched, "extracted_at": time.time()}

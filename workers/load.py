@@ -1,0 +1,107 @@
+"""Load-queue tasks: detect the schema, create the table, load batches, finish the table."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from celery import Task
+
+from app.contracts import Batch, TableSchema, TableTarget
+from app.errors import ConveyorError, TransientError, WarehouseError
+from app.workflows import etl_steps
+from broker import policies
+from broker.celery_app import celery_app
+from workers.context import build_warehouse, status_store
+from workers.payload import ended, run_id_of, table_of
+from workers.steps import backoff, table_step, where
+
+
+def _warehouse_for(payload: dict[str, Any]) -> Any:
+    return build_warehouse(payload["ctx"].get("warehouse"))
+
+
+@table_step("detect_schema")
+def detect_schema(task: Task, payload: dict[str, Any]) -> dict[str, Any]:
+    """A column kind for every field, from the source types or the sample's values."""
+    schema = etl_steps.detect_schema(TableSchema.from_json(payload["schema"]), payload["sample"])
+    return {"ctx": payload["ctx"], "state": "ok", "schema": schema.to_json()}
+
+
+@table_step("create_table")
+def create_table(task: Task, payload: dict[str, Any]) -> dict[str, Any]:
+    """The table this run loads into (a staging table when replacing)."""
+    warehouse = _warehouse_for(payload)
+    replace = bool(payload["ctx"]["options"].get("drop_tables"))
+    target = etl_steps.create_table(
+        warehouse, TableSchema.from_json(payload["schema"]), run_id_of(payload), replace=replace)
+    status_store().update_table(run_id_of(payload), table_of(payload).table_id, sql_table=target.name)
+    return {"ctx": payload["ctx"], "state": "ok", "target": target.to_json()}
+
+
+@celery_app.task(name="conveyor.load_batch", bind=True, max_retries=policies.MAX_RETRIES)
+def load_batch(
+    self: Task, batch_json: dict[str, Any], target_json: dict[str, Any], warehouse: str | None
+) -> dict[str, Any]:
+    """Upsert one batch; a redelivered batch is a no-op. Returns counts, never records."""
+    batch = Batch.from_json(batch_json)
+    target = TableTarget.from_json(target_json)
+    status = status_store()
+    host, queue = where(self)
+    step = dict(table_id=batch.table.table_id, batch_no=batch.batch_no, hostname=host, queue=queue)
+    if status.is_cancelled(batch.run_id):
+        status.record_step(batch.run_id, "load_batch", state="cancelled", **step)
+        return {"state": "cancelled", "batch_no": batch.batch_no}
+    try:
+        result = etl_steps.load_batch(build_warehouse(warehouse), target, batch)
+    except TransientError as exc:
+        if self.request.retries < self.max_retries:
+            status.record_step(batch.run_id, "load_batch", state="retrying", error=str(exc), **step)
+            raise self.retry(exc=exc, countdown=backoff(self.request.retries)) from None
+        return _batch_failed(batch, f"{exc} (gave up after {self.max_retries} retries)", step)
+    except ConveyorError as exc:
+        return _batch_failed(batch, str(exc), step)
+    status.record_loaded(batch.run_id, batch.table.table_id, batch.batch_no, result.loaded,
+                         result.rejected)
+    status.record_step(batch.run_id, "load_batch", state="succeeded", **step)
+    return {"state": "ok", "batch_no": batch.batch_no, "loaded": result.loaded,
+            "rejected": len(result.rejected), "replayed": result.replayed}
+
+
+def _batch_failed(batch: Batch, error: str, step: dict[str, Any]) -> dict[str, Any]:
+    status = status_store()
+    message = f"batch {batch.batch_no} failed: {error}"
+    status.record_step(batch.run_id, "load_batch", state="failed", error=error, **step)
+    status.update_table(batch.run_id, batch.table.table_id, state="failed", error=message)
+    return {"state": "failed", "batch_no": batch.batch_no, "error": message}
+
+
+@table_step("finish_table")
+def finish_table(task: Task, payload: dict[str, Any]) -> dict[str, Any]:
+    """Wait for every batch of the table to be loaded, then swap a staging table in."""
+    run_id, table = run_id_of(payload), table_of(payload)
+    status = status_store()
+    warehouse = _warehouse_for(payload)
+    target = TableTarget.from_json(payload["target"])
+    if status.table_state(run_id, table.table_id) == "failed":
+        warehouse.abort_table(target)
+        return ended(payload, "failed", _table_error(run_id, table.table_id))
+    loaded = warehouse.loaded_batches(run_id, table.table_id)
+    missing = [n for n in range(payload["batches"]) if n not in loaded]
+    if missing:
+        waited = time.time() - payload["extracted_at"]
+        if waited > policies.FINISH_MAX_WAIT_SECONDS:
+            warehouse.abort_table(target)
+            raise WarehouseError(f"batches {missing[:5]} never loaded after {waited:.0f} s")
+        raise task.retry(countdown=policies.FINISH_POLL_SECONDS, max_retries=None)
+    etl_steps.finish_table(warehouse, target)
+    status.update_table(run_id, table.table_id, state="succeeded")
+    return {"ctx": payload["ctx"], "state": "ok", "loaded": sum(loaded.values())}
+
+
+def _table_error(run_id: str, table_id: str) -> str:
+    status = status_store().get(run_id) or {}
+    for table in status.get("tables", []):
+        if table["table"]["table_id"] == table_id and table.get("error"):
+            return str(table["error"])
+    return "a batch failed to load"

@@ -1,0 +1,89 @@
+"""Run-level tasks: finish an ETL run (the chord callback) and run generic workflow steps."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from celery import Task
+
+from app.contracts import TableTarget
+from app.errors import ConveyorError
+from app.registry import workflow_class
+from broker.celery_app import celery_app
+from workers.context import build_warehouse, status_store
+from workers.steps import where
+
+log = logging.getLogger(__name__)
+
+
+@celery_app.task(name="conveyor.finish_run", bind=True, max_retries=5)
+def finish_run(self: Task, results: list[dict[str, Any]], run_id: str, warehouse: str | None) -> dict[str, Any]:
+    """Decide the run's outcome once, drop leftover staging tables, write the run history."""
+    status = status_store()
+    host, queue = where(self)
+    store = build_warehouse(warehouse)
+    for result in results:
+        if result.get("state") != "ok" and "target" in result:
+            store.abort_table(TableTarget.from_json(result["target"]))
+    states = {r.get("state", "ok") for r in results}
+    if status.is_cancelled(run_id):
+        state = "cancelled"
+    elif states - {"ok"}:
+        state = "failed"
+    else:
+        state = "succeeded"
+    errors = [r["error"] for r in results if r.get("error")]
+    status.set_state(run_id, state, error="; ".join(errors) if errors else None)
+    status.record_step(run_id, "finish_run", table_id=None, batch_no=None, hostname=host,
+                       queue=queue, state="succeeded")
+    report = status.get(run_id) or {"run_id": run_id}
+    try:
+        store.record_run(_history_row(report))
+    except ConveyorError as exc:
+        log.error("run %s finished but its history row was not written: %s", run_id, exc)
+    return {"run_id": run_id, "state": state}
+
+
+def _history_row(report: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "run_id": report["run_id"],
+        "workflow": report.get("workflow", "etl"),
+        "state": report.get("state"),
+        "options": report.get("options", {}),
+        "started_at": report.get("started_at"),
+        "finished_at": report.get("finished_at"),
+        "error": report.get("error"),
+        "tables": report.get("tables", []),
+    }
+
+
+@celery_app.task(name="conveyor.run_step", bind=True, max_retries=5)
+def run_step(self: Task, previous: Any, run_id: str, workflow: str, step: str) -> Any:
+    """One @step of a registered workflow, fed the previous step's JSON result."""
+    status = status_store()
+    host, queue = where(self)
+    if status.is_cancelled(run_id):
+        raise ConveyorCancelled(run_id)
+    status.set_state(run_id, "running")
+    try:
+        result = workflow_class(workflow)().run_step(step, previous)
+    except Exception as exc:
+        status.record_step(run_id, step, table_id=None, batch_no=None, hostname=host, queue=queue,
+                           state="failed", error=f"{type(exc).__name__}: {exc}")
+        status.set_state(run_id, "failed", error=f"step {step}: {type(exc).__name__}: {exc}")
+        raise
+    status.record_step(run_id, step, table_id=None, batch_no=None, hostname=host, queue=queue,
+                       state="succeeded")
+    return result
+
+
+class ConveyorCancelled(ConveyorError):
+    """The run was cancelled; the chain stops here."""
+
+
+@celery_app.task(name="conveyor.finish_steps", bind=True)
+def finish_steps(self: Task, previous: Any, run_id: str) -> Any:
+    """The end of a generic workflow's chain: the run succeeded with the last step's result."""
+    status_store().set_state(run_id, "succeeded")
+    return previous
