@@ -80,12 +80,17 @@ class TableSchema:
 
 @dataclass(frozen=True)
 class Column:
-    """Where one source field lands: its SQL column name and Conveyor's column kind."""
+    """Where one source field lands: its SQL column name and Conveyor's column kind.
+
+    ``source_type`` is the field's source type (``FieldSpec.type``): a ``checkbox`` column
+    stores False for an absent value, because Airtable omits unticked checkboxes.
+    """
 
     field_key: str
     field_name: str
     column: str
     kind: str
+    source_type: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
