@@ -1,0 +1,288 @@
+"""Bases, tables, fields and records held by the sandbox, with Airtable's write semantics."""
+
+from __future__ import annotations
+
+import random
+import threading
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from app.sandbox import errors
+from app.sandbox.clock import iso_from_ms, make_id, ms_from_iso, now_ms
+from app.sandbox.values import coerce_value
+
+Record = dict[str, Any]
+
+# The identity behind the sandbox token: what createdBy/lastModifiedBy show for API writes.
+SANDBOX_USER: dict[str, str] = {
+    "id": "usrSandboxToken01",
+    "email": "sandbox-token@example.com",
+    "name": "Sandbox token",
+}
+
+# Fields Airtable computes itself: writing to them is refused with a 422.
+COMPUTED_TYPES = frozenset({
+    "autoNumber", "button", "count", "createdBy", "createdTime", "formula", "lastModifiedBy",
+    "lastModifiedTime", "multipleLookupValues", "rollup",
+})
+
+
+@dataclass
+class SandboxField:
+    """Metadata of one field, as the metadata API describes it."""
+
+    name: str
+    type: str
+    id: str
+    options: dict[str, Any] | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        """The field as ``GET /v0/meta/bases/{baseId}/tables`` lists it."""
+        data: dict[str, Any] = {"id": self.id, "name": self.name, "type": self.type}
+        if self.options is not None:
+            data["options"] = self.options
+        return data
+
+
+def is_empty(value: Any) -> bool:
+    """True for the values Airtable never returns: the key is simply absent instead."""
+    return value is None or value is False or value == "" or value == [] or value == {}
+
+
+class SandboxTable:
+    """One table: its fields and its records (``{"id", "createdTime", "fields"}``), oldest first.
+
+    Stored record dicts are replaced, never changed in place, so a reader holding one (a page
+    being serialised) never sees half a write. Treat them, and their values, as read-only.
+    """
+
+    def __init__(
+        self,
+        id: str,
+        name: str,
+        fields: list[SandboxField],
+        records: list[Record],
+        *,
+        description: str | None = None,
+        modified_ms: Mapping[str, int] | None = None,
+    ) -> None:
+        self.id = id
+        self.name = name
+        self.fields = list(fields)
+        self.description = description
+        self.view_id = "viw" + id[3:]
+        self._lock = threading.RLock()
+        self._rng = random.Random(id)
+        self._records: dict[str, Record] = {r["id"]: r for r in records}
+        self._modified: dict[str, int] = dict(modified_ms or {})
+        self._created: dict[str, int] = {}
+        self._autonumbers: dict[str, int] = {}
+        for record in records:
+            if record["id"] not in self._modified:
+                self._modified[record["id"]] = self._stored_modified(record)
+
+    # -- reading -------------------------------------------------------------------------------
+
+    @property
+    def primary_field(self) -> SandboxField:
+        """The first field, which Airtable calls the primary field."""
+        return self.fields[0]
+
+    @property
+    def records(self) -> list[Record]:
+        """The current records, in creation order (a new list; the records are shared)."""
+        with self._lock:
+            return list(self._records.values())
+
+    def __len__(self) -> int:
+        return len(self._records)
+
+    def field(self, key: str) -> SandboxField | None:
+        """The field named ``key`` (exactly, case included), else the field whose id is ``key``."""
+        for candidate in self.fields:
+            if candidate.name == key:
+                return candidate
+        for candidate in self.fields:
+            if candidate.id == key:
+                return candidate
+        return None
+
+    def get(self, record_id: str) -> Record | None:
+        """The record with this id, or None."""
+        return self._records.get(record_id)
+
+    def modified_ms(self, record_id: str) -> int:
+        """When the record was last written, in epoch milliseconds (``LAST_MODIFIED_TIME()``)."""
+        return self._modified[record_id]
+
+    def created_ms(self, record_id: str) -> int:
+        """When the record was created, in epoch milliseconds (``CREATED_TIME()``)."""
+        cached = self._created.get(record_id)
+        if cached is None:
+            cached = ms_from_iso(self._records[record_id]["createdTime"])
+            self._created[record_id] = cached
+        return cached
+
+    # -- writing -------------------------------------------------------------------------------
+
+    def create(self, fields: Mapping[str, Any], *, typecast: bool = False) -> Record:
+        """Create one record from fields keyed by name or id; returns the stored record."""
+        return self.create_many([fields], typecast=typecast)[0]
+
+    def create_many(self, batch: Iterable[Mapping[str, Any]], *,
+                    typecast: bool = False) -> list[Record]:
+        """Create records atomically: every one is validated before any is stored.
+
+        Raises:
+            ApiError: 422 for an unknown field or a value the field cannot hold.
+        """
+        with self._lock:
+            cleaned = [self._clean(fields, typecast) for fields in batch]
+            stamp = now_ms()
+            created = []
+            for values in cleaned:
+                record_id = self._new_record_id()
+                values.update(self._creation_values(stamp))
+                record = {"id": record_id, "createdTime": iso_from_ms(stamp),
+                          "fields": self._finish(values, stamp)}
+                self._records[record_id] = record
+                self._modified[record_id] = stamp
+                self._created[record_id] = stamp
+                created.append(record)
+            return created
+
+    def update(
+        self, record_id: str, fields: Mapping[str, Any], *, replace: bool = False,
+        typecast: bool = False,
+    ) -> Record:
+        """PATCH (merge) or PUT (``replace=True``) one record; returns the stored record.
+
+        Raises:
+            ApiError: 404 for an unknown record, 422 for a field or value it refuses.
+        """
+        if record_id not in self._records:
+            raise errors.record_not_found()
+        return self.update_many([(record_id, fields)], replace=replace, typecast=typecast)[0]
+
+    def update_many(
+        self, batch: Iterable[tuple[str, Mapping[str, Any]]], *, replace: bool = False,
+        typecast: bool = False,
+    ) -> list[Record]:
+        """Update records atomically: every id and value is checked before any is written.
+
+        Raises:
+            ApiError: 422 ``ROW_DOES_NOT_EXIST`` for an unknown id, or a field or value error.
+        """
+        with self._lock:
+            cleaned = [(record_id, self._clean(fields, typecast)) for record_id, fields in batch]
+            for record_id, _ in cleaned:
+                if record_id not in self._records:
+                    raise errors.typed(422, "ROW_DOES_NOT_EXIST",
+                                       f"Record ID {record_id} does not exist in this table")
+            stamp = now_ms()
+            updated = []
+            for record_id, values in cleaned:
+                old = self._records[record_id]
+                kept = self._computed_values(old["fields"]) if replace else dict(old["fields"])
+                kept.update(values)
+                record = {"id": record_id, "createdTime": old["createdTime"],
+                          "fields": self._finish(kept, stamp)}
+                self._records[record_id] = record
+                self._modified[record_id] = stamp
+                updated.append(record)
+            return updated
+
+    def delete(self, record_id: str) -> bool:
+        """Delete one record; False if there was no such record."""
+        with self._lock:
+            if self._records.pop(record_id, None) is None:
+                return False
+            self._modified.pop(record_id, None)
+            self._created.pop(record_id, None)
+            return True
+
+    # -- helpers -------------------------------------------------------------------------------
+
+    def _stored_modified(self, record: Record) -> int:
+        for candidate in self.fields:
+            if candidate.type == "lastModifiedTime" and candidate.name in record["fields"]:
+                return ms_from_iso(record["fields"][candidate.name])
+        return ms_from_iso(record["createdTime"])
+
+    def _new_record_id(self) -> str:
+        while True:
+            record_id = make_id("rec", self._rng)
+            if record_id not in self._records:
+                return record_id
+
+    def _clean(self, fields: Mapping[str, Any], typecast: bool) -> dict[str, Any]:
+        if not isinstance(fields, Mapping):
+            raise errors.invalid_request("Invalid request: fields must be an object")
+        cleaned: dict[str, Any] = {}
+        for key, value in fields.items():
+            target = self.field(key)
+            if target is None:
+                raise errors.unknown_field(key)
+            if target.type in COMPUTED_TYPES:
+                raise errors.invalid_value(target.name, "cannot accept a value because the field "
+                                                        "is computed")
+            cleaned[target.name] = coerce_value(target, value, typecast, self._rng)
+        return cleaned
+
+    def _computed_values(self, values: Mapping[str, Any]) -> dict[str, Any]:
+        computed = {f.name for f in self.fields if f.type in COMPUTED_TYPES}
+        return {k: v for k, v in values.items() if k in computed}
+
+    def _creation_values(self, stamp: int) -> dict[str, Any]:
+        values: dict[str, Any] = {}
+        for target in self.fields:
+            if target.type == "createdTime":
+                values[target.name] = iso_from_ms(stamp)
+            elif target.type == "createdBy":
+                values[target.name] = SANDBOX_USER
+            elif target.type == "autoNumber":
+                values[target.name] = self._next_autonumber(target.name)
+        return values
+
+    def _next_autonumber(self, name: str) -> int:
+        last = self._autonumbers.get(name)
+        if last is None:
+            last = max((r["fields"].get(name, 0) for r in self._records.values()), default=0)
+        self._autonumbers[name] = last + 1
+        return last + 1
+
+    def _finish(self, values: dict[str, Any], stamp: int) -> dict[str, Any]:
+        """Stamp last-modified fields, recount links and drop empty values."""
+        for target in self.fields:
+            if target.type == "lastModifiedTime":
+                values[target.name] = iso_from_ms(stamp)
+            elif target.type == "lastModifiedBy":
+                values[target.name] = SANDBOX_USER
+            elif target.type == "count":
+                link = self._field_by_id((target.options or {}).get("recordLinkFieldId"))
+                if link is not None:
+                    values[target.name] = len(values.get(link.name) or ())
+        return {k: v for k, v in values.items() if not is_empty(v)}
+
+    def _field_by_id(self, field_id: Any) -> SandboxField | None:
+        return next((f for f in self.fields if f.id == field_id), None)
+
+
+@dataclass
+class SandboxBase:
+    """One base: an id (``app…``), a name and its tables."""
+
+    id: str
+    name: str
+    tables: list[SandboxTable] = field(default_factory=list)
+
+    def table(self, id_or_name: str) -> SandboxTable | None:
+        """The table with this id, else the one with exactly this name, else None."""
+        for candidate in self.tables:
+            if candidate.id == id_or_name:
+                return candidate
+        for candidate in self.tables:
+            if candidate.name == id_or_name:
+                return candidate
+        return None
