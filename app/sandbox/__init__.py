@@ -1,13 +1,20 @@
 """A local Airtable-compatible API server with seeded data, for tests and demos."""
 
+from app.sandbox.config import SandboxConfig, SandboxStats
 from app.sandbox.generate import FIELD_TYPES, build_base, hostile_table_names
 from app.sandbox.model import SandboxBase, SandboxField, SandboxTable
+from app.sandbox.server import Sandbox, run_sandbox, serve_forever
 
 __all__ = [
     "FIELD_TYPES",
+    "Sandbox",
     "SandboxBase",
+    "SandboxConfig",
     "SandboxField",
+    "SandboxStats",
     "SandboxTable",
     "build_base",
     "hostile_table_names",
+    "run_sandbox",
+    "serve_forever",
 ]

@@ -1,0 +1,111 @@
+"""The sandbox's knobs (changeable while it runs), its counters and its per-base rate limiter."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import Counter, deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass
+class SandboxConfig:
+    """How the sandbox behaves. Every field is read per request, so a test may change one mid-run
+    (``sandbox.config.failure_rate = 1.0``) and the next request sees it.
+    """
+
+    token: str = "sandbox-token"
+    # Airtable allows 5 requests per second per base, whoever sends them; 0 or None: unlimited.
+    requests_per_second: float | None = 5.0
+    # After a 429 the real API refuses the base for 30 s; requests in between are refused too.
+    penalty_seconds: float = 30.0
+    latency_seconds: float = 0.0
+    # Share of requests (after authentication) answered with a random 500, 502 or 503.
+    failure_rate: float = 0.0
+    seed: int = 1
+    # None keeps list offsets valid for the life of the sandbox (the real ones last minutes).
+    offset_ttl_seconds: float | None = None
+    # Answer an unknown table with the old API-key era 404 TABLE_NOT_FOUND, not today's 403.
+    legacy_table_not_found: bool = False
+
+
+@dataclass
+class SandboxStats:
+    """Counters of what the sandbox answered; also readable as ``stats["requests"]``."""
+
+    requests: int = 0
+    rate_limited: int = 0
+    failures_injected: int = 0
+    internal_errors: int = 0
+    by_kind: Counter[str] = field(default_factory=Counter)
+    by_status: Counter[int] = field(default_factory=Counter)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+
+    def __getitem__(self, name: str) -> Any:
+        if name.startswith("_"):
+            raise KeyError(name)
+        return getattr(self, name)
+
+    def record(self, kind: str, status: int, *, injected: bool = False) -> None:
+        """Count one answered request of route ``kind`` (``list``, ``meta_tables``, …)."""
+        with self._lock:
+            self.requests += 1
+            self.by_kind[kind] += 1
+            self.by_status[status] += 1
+            self.rate_limited += status == 429
+            self.failures_injected += injected
+            self.internal_errors += status == 500 and not injected
+
+    def reset(self) -> None:
+        """Zero every counter (between phases of a test)."""
+        with self._lock:
+            self.requests = self.rate_limited = self.failures_injected = self.internal_errors = 0
+            self.by_kind.clear()
+            self.by_status.clear()
+
+
+class RateLimiter:
+    """Airtable's limit: a sliding one-second window per base, then a penalty of refusals."""
+
+    def __init__(self, config: Callable[[], SandboxConfig],
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self._config = config
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._windows: dict[str, deque[float]] = {}
+        self._penalty_until: dict[str, float] = {}
+
+    def allow(self, base_id: str) -> bool:
+        """Count one request to ``base_id``; False when it must be answered with a 429."""
+        config = self._config()
+        limit = config.requests_per_second
+        now = self._clock()
+        with self._lock:
+            if now < self._penalty_until.get(base_id, 0.0):
+                return False
+            if not limit:
+                return True
+            # Below one request per second, allow one request per 1/limit seconds instead.
+            span, allowed = (1.0, int(limit)) if limit >= 1 else (1.0 / limit, 1)
+            window = self._windows.setdefault(base_id, deque())
+            while window and window[0] <= now - span:
+                window.popleft()
+            if len(window) >= allowed:
+                self._penalty_until[base_id] = now + config.penalty_seconds
+                window.clear()
+                return False
+            window.append(now)
+            return True
+
+    def penalised(self, base_id: str) -> bool:
+        """Whether ``base_id`` is serving a penalty right now."""
+        with self._lock:
+            return self._clock() < self._penalty_until.get(base_id, 0.0)
+
+    def reset(self) -> None:
+        """Forget every window and penalty."""
+        with self._lock:
+            self._windows.clear()
+            self._penalty_until.clear()

@@ -1,0 +1,226 @@
+"""HTTP handling: routing, authentication, rate limits, injected failures, JSON in and out.
+
+Checks run in the real API's order as far as it can be observed: the token (401), then the
+base (403), then the base's rate limit (429), then the table (403, the answer personal access
+tokens get today; ``SandboxConfig.legacy_table_not_found`` gives the old 404 TABLE_NOT_FOUND).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler
+from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qs, unquote, urlsplit
+
+from app.sandbox import errors, meta, writes
+from app.sandbox.listing import list_page, query_from_body, query_from_params, render
+from app.sandbox.model import SandboxBase, SandboxTable
+
+if TYPE_CHECKING:
+    from app.sandbox.server import Sandbox
+
+logger = logging.getLogger(__name__)
+
+_TABLE_ROUTES = {"GET": "list", "POST": "create", "PATCH": "update_many", "PUT": "update_many",
+                 "DELETE": "delete_many"}
+_RECORD_ROUTES = {"GET": "get", "PATCH": "update", "PUT": "update", "DELETE": "delete"}
+
+
+@dataclass(frozen=True)
+class Route:
+    """What a request path names: ``kind`` (``list``, ``meta_tables``, …) and its ids."""
+
+    kind: str
+    base_id: str | None = None
+    table: str | None = None
+    record_id: str | None = None
+
+
+def route(method: str, path: str) -> Route:
+    """Map a method and raw path to a route; segments are unquoted one by one, so a table
+    name holding an encoded ``/`` stays one segment."""
+    parts = [unquote(p) for p in urlsplit(path).path.split("/")[1:]]
+    if parts and parts[-1] == "":
+        parts.pop()
+    if not parts or parts[0] != "v0":
+        return Route("unknown")
+    rest = parts[1:]
+    if rest[:1] == ["meta"]:
+        if method == "GET" and rest == ["meta", "whoami"]:
+            return Route("meta_whoami")
+        if method == "GET" and rest == ["meta", "bases"]:
+            return Route("meta_bases")
+        if method == "GET" and len(rest) == 4 and rest[1] == "bases" and rest[3] == "tables":
+            return Route("meta_tables", rest[2])
+        return Route("unknown")
+    if len(rest) == 2 and method in _TABLE_ROUTES:
+        return Route(_TABLE_ROUTES[method], rest[0], rest[1])
+    if len(rest) == 3 and method == "POST" and rest[2] == "listRecords":
+        return Route("list_post", rest[0], rest[1])
+    if len(rest) == 3 and method in _RECORD_ROUTES:
+        return Route(_RECORD_ROUTES[method], rest[0], rest[1], rest[2])
+    return Route("unknown")
+
+
+class _Failures:
+    """Seeded coin flips for ``failure_rate``, so a failing run can be replayed."""
+
+    def __init__(self, seed: int) -> None:
+        self._rng = random.Random(seed)
+        self._lock = threading.Lock()
+
+    def pick(self, rate: float) -> int | None:
+        with self._lock:
+            if rate <= 0 or self._rng.random() >= rate:
+                return None
+            return self._rng.choice(sorted(errors.SERVER_ERRORS))
+
+
+def _body_dict(body: Any) -> Mapping[str, Any]:
+    if body is None:
+        return {}
+    if not isinstance(body, Mapping):
+        raise errors.invalid_request("Invalid request: the body must be a JSON object")
+    return body
+
+
+def _table(sandbox: Sandbox, base: SandboxBase, name: str) -> SandboxTable:
+    table = base.table(name)
+    if table is None:
+        if sandbox.config.legacy_table_not_found:
+            raise errors.table_not_found(name, base.id)
+        raise errors.model_not_found()
+    return table
+
+
+def dispatch(sandbox: Sandbox, method: str, where: Route, params: dict[str, list[str]],
+             body: Any) -> tuple[int, Any]:
+    """Serve one authenticated, admitted request; returns status and JSON payload."""
+    if where.kind == "meta_whoami":
+        return 200, meta.whoami_body()
+    if where.kind == "meta_bases":
+        return 200, meta.bases_body(sandbox.bases.values())
+    base = sandbox.bases[where.base_id or ""]
+    if where.kind == "meta_tables":
+        return 200, meta.tables_body(base, params.get("include[]", []) + params.get("include", []))
+    table = _table(sandbox, base, where.table or "")
+    data = _body_dict(body)
+    record_id = where.record_id or ""
+    handlers: dict[str, Callable[[], Any]] = {
+        "list": lambda: list_page(table, query_from_params(params), sandbox.iterators),
+        "list_post": lambda: list_page(table, query_from_body(dict(data), params),
+                                       sandbox.iterators),
+        "get": lambda: _get(table, record_id, params),
+        "create": lambda: writes.create(table, data),
+        "update": lambda: writes.update_one(table, record_id, data, replace=method == "PUT"),
+        "update_many": lambda: writes.update_many(table, data, replace=method == "PUT"),
+        "delete": lambda: writes.delete_one(table, record_id),
+        "delete_many": lambda: writes.delete_many(table, params),
+    }
+    return 200, handlers[where.kind]()
+
+
+def _get(table: SandboxTable, record_id: str, params: dict[str, list[str]]) -> dict[str, Any]:
+    record = table.get(record_id)
+    if record is None:
+        raise errors.record_not_found()
+    return render(record, table, query_from_params(params))
+
+
+class SandboxHandler(BaseHTTPRequestHandler):
+    """One connection; HTTP/1.1 with exact Content-Length, so clients keep connections alive."""
+
+    protocol_version = "HTTP/1.1"
+    server_version = "ConveyorSandbox/1.0"
+    # An idle keep-alive connection is dropped after this long, like a load balancer would.
+    timeout = 120
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 (stdlib signature)
+        """Stay silent: test output must be clean, and stats count every request anyway."""
+
+    def do_GET(self) -> None:
+        self._serve("GET")
+
+    def do_POST(self) -> None:
+        self._serve("POST")
+
+    def do_PATCH(self) -> None:
+        self._serve("PATCH")
+
+    def do_PUT(self) -> None:
+        self._serve("PUT")
+
+    def do_DELETE(self) -> None:
+        self._serve("DELETE")
+
+    @property
+    def sandbox(self) -> Sandbox:
+        return self.server.sandbox  # type: ignore[attr-defined, no-any-return]
+
+    def _read_body(self) -> bytes:
+        if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
+            self.close_connection = True  # the sandbox only reads Content-Length bodies
+            raise errors.ApiError(411, {"error": "LENGTH_REQUIRED"})
+        length = int(self.headers.get("Content-Length") or 0)
+        return self.rfile.read(length) if length > 0 else b""
+
+    def _serve(self, method: str) -> None:
+        sandbox = self.sandbox
+        where, injected = Route("unknown"), False
+        try:
+            raw = self._read_body()  # always drained, or the next request on this connection breaks
+            config = sandbox.config
+            if config.latency_seconds:
+                time.sleep(config.latency_seconds)
+            where = route(method, self.path)
+            if self.headers.get("Authorization", "") != f"Bearer {config.token}":
+                raise errors.authentication_required()
+            if where.kind == "unknown":
+                raise errors.route_not_found()
+            if where.base_id is not None:
+                if where.base_id not in sandbox.bases:
+                    raise errors.model_not_found()
+                if not sandbox.limiter.allow(where.base_id):
+                    raise errors.rate_limited()
+            failure = sandbox.failures.pick(config.failure_rate)
+            if failure is not None:
+                injected = True
+                raise errors.server_error(failure)
+            try:
+                body = json.loads(raw) if raw.strip() else None
+            except ValueError:
+                raise errors.typed(400, "INVALID_REQUEST_UNKNOWN",
+                                   "Invalid request: the body is not valid JSON") from None
+            params = parse_qs(urlsplit(self.path).query, keep_blank_values=True)
+            status, payload = dispatch(sandbox, method, where, params, body)
+        except errors.ApiError as exc:
+            status, payload = exc.status, exc.body
+        except Exception:  # a sandbox bug: answer like the API would, count it, show it
+            logger.exception("sandbox failed on %s %s", method, self.path)
+            status, payload = 500, errors.server_error(500).body
+        sandbox.stats.record(where.kind, status, injected=injected)
+        self._send(status, payload)
+
+    def _send(self, status: int, payload: Any) -> None:
+        data = json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+        try:
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json; charset=utf-8")
+            self.send_header("Content-Length", str(len(data)))
+            if self.close_connection:
+                self.send_header("Connection", "close")
+            self.end_headers()
+            self.wfile.write(data)
+        except (BrokenPipeError, ConnectionResetError):
+            self.close_connection = True  # the client went away; nothing left to tell it
+
+
+def make_failures(seed: int) -> _Failures:
+    """The failure-injection coin for a sandbox seeded with ``seed``."""
+    return _Failures(seed)
