@@ -26,6 +26,8 @@ class Settings(BaseSettings):
     # After a 429 the real API refuses the base for 30 s: waiting less only earns more 429s.
     airtable_rate_limit_penalty_seconds: float = 30.0
     airtable_timeout_seconds: float = 30.0
+    # Attempts per request on connection errors and 5xx before the source counts as down.
+    airtable_max_attempts: int = 6
 
     warehouse_url: str = "sqlite:///data/warehouse.db"
     warehouse_schema: str = "raw"

@@ -7,3 +7,8 @@ from broker.config import celery_config
 
 celery_app = Celery("conveyor")
 celery_app.config_from_object(celery_config(get_settings()))
+
+
+def reconfigure() -> None:
+    """Apply the current settings again (after the environment changed, e.g. in the demo)."""
+    celery_app.conf.update(celery_config(get_settings()))

@@ -70,12 +70,14 @@ class AirtableExtractor(TabularExtractor):
                 penalty_seconds if penalty_seconds is not None
                 else settings.airtable_rate_limit_penalty_seconds
             ),
+            max_attempts=settings.airtable_max_attempts,
             on_wait=on_wait,
         )
         timeout = settings.airtable_timeout_seconds
         self.api = Api(api_key, endpoint_url=self.api_url, retry_strategy=None,
                        timeout=(min(timeout, 10.0), timeout))
         self.api.session = self.session
+        self.api.api_key = api_key  # puts the bearer header on our session
         self._tables_meta: list[dict[str, Any]] | None = None
 
     def describe(self) -> str:

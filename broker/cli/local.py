@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import os
 from typing import Annotated, Any
 
 import typer
 
 from app.registry import extractor_class
-from app.settings import reload_settings
 from app.warehouses import warehouse_for_url
 from app.workflows import ETLWorkflow, RunFailedError
 from broker.cli.display import ProgressDisplay, out_console, summary_table
@@ -23,10 +21,10 @@ def run(
 ) -> None:
     """Run the ETL in this process, with a progress line per table and a summary."""
     workflow = ETLWorkflow(extractor_class(source), warehouse_for_url(warehouse))
-    _run_in_process(workflow, drop_tables)
+    run_in_process(workflow, drop_tables)
 
 
-def _run_in_process(workflow: ETLWorkflow, drop_tables: bool) -> dict[str, Any]:
+def run_in_process(workflow: ETLWorkflow, drop_tables: bool) -> dict[str, Any]:
     try:
         with ProgressDisplay() as display:
             report = workflow.run(drop_tables=drop_tables, progress=display)
@@ -63,29 +61,6 @@ def demo_tables(rows: int) -> dict[str, int]:
     return {"Clients": max(rows // 3, 1), "Projects": max(rows // 5, 1), "Invoices": rows}
 
 
-def demo(
-    rows: Annotated[int, typer.Option(help="Records in the largest sample table")] = 600,
-    warehouse: Annotated[str | None, typer.Option(help="Warehouse URL (default WAREHOUSE_URL)")] = None,
-) -> None:
-    """Start the sandbox with sample data and sync it into the warehouse, then show what landed."""
-    from app.sandbox import SandboxConfig, build_base, run_sandbox
-
-    config = SandboxConfig(token="demo-token")
-    with run_sandbox([build_base(SANDBOX_BASE_ID, demo_tables(rows))], config) as server:
-        _use_sandbox(server.url, SANDBOX_BASE_ID, config.token)
-        workflow = ETLWorkflow(extractor_class("airtable"), warehouse_for_url(warehouse))
-        out_console.print(f"Syncing the sandbox base into {workflow.warehouse.display_url} (in-process)")
-        _run_in_process(workflow, drop_tables=True)
-        show_landed(workflow)
-
-
-def _use_sandbox(url: str, base_id: str, token: str) -> None:
-    # The demo's own sandbox must win over whatever Airtable settings the shell has.
-    os.environ.update(AIRTABLE_API_URL=url, AIRTABLE_BASE_ID=base_id, AIRTABLE_API_KEY=token)
-    os.environ.pop("AIRTABLE_TABLES", None)
-    reload_settings()
-
-
 def show_landed(workflow: ETLWorkflow) -> None:
     """Print each landed table's row count and first rows' columns."""
     warehouse = workflow.warehouse
@@ -110,4 +85,3 @@ def register(cli: typer.Typer) -> None:
     """Add this module's commands to the CLI."""
     cli.command()(run)
     cli.command()(sandbox)
-    cli.command()(demo)

@@ -35,7 +35,7 @@ def enqueue(
     if not wait:
         return
     with ProgressDisplay() as display:
-        final = handle.wait(timeout, on_progress=lambda s: _draw(display, s), raise_on_failure=False)
+        final = handle.wait(timeout, on_progress=lambda s: draw_status(display, s), raise_on_failure=False)
     out_console.print(summary_table(final))
     if final["state"] != "succeeded":
         print(f"error: run {final['run_id']} {final['state']}: {final.get('error') or ''}",
@@ -43,7 +43,7 @@ def enqueue(
         raise typer.Exit(1)
 
 
-def _draw(display: ProgressDisplay, status: dict[str, Any]) -> None:
+def draw_status(display: ProgressDisplay, status: dict[str, Any]) -> None:
     for t in status.get("tables", []):
         report = TableReport(table=TableRef.from_json(t["table"]), sql_table=t.get("sql_table"),
                              state=t["state"], fetched=t["fetched"], loaded=t["loaded"],

@@ -1,0 +1,166 @@
+"""In-process ETL from the Airtable sandbox into real SQLite and PostgreSQL warehouses."""
+
+from __future__ import annotations
+
+import pytest
+import sqlalchemy as sa
+
+from app.workflows import ETLWorkflow, RunFailedError
+from tests.conftest import TEST_PG_URL
+from tests.support.compare import differences
+from tests.support.fixtures import THREE_TABLES, extractor_for, make_warehouse, sandbox_with
+
+pytestmark = pytest.mark.integration
+
+NUMERIC = {"number", "currency", "percent", "rating", "duration", "autoNumber", "count"}
+TIMESTAMPS = {"dateTime", "createdTime", "lastModifiedTime"}
+JSONISH = {"multipleAttachments", "multipleRecordLinks", "singleCollaborator",
+           "multipleCollaborators", "createdBy", "lastModifiedBy", "multipleSelects",
+           "multipleLookupValues", "barcode", "button"}
+
+
+def expected_type_family(field_type: str) -> str | None:
+    if field_type in NUMERIC:
+        return "numeric"
+    if field_type == "checkbox":
+        return "boolean"
+    if field_type == "date":
+        return "date"
+    if field_type in TIMESTAMPS:
+        return "timestamp"
+    if field_type in JSONISH:
+        return "json"
+    return None
+
+
+def type_family(column_type: sa.types.TypeEngine) -> str:
+    name = type(column_type).__name__.upper()
+    if "BOOL" in name:
+        return "boolean"
+    if name in ("DATE",):
+        return "date"
+    if "TIMESTAMP" in name or "DATETIME" in name:
+        return "timestamp"
+    if "JSON" in name:
+        return "json"
+    if any(k in name for k in ("FLOAT", "DOUBLE", "NUMERIC", "REAL", "INT", "DECIMAL")):
+        return "numeric"
+    return name.lower()
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def warehouse(request, tmp_path, pg_schema):
+    wh = make_warehouse(request.param, tmp_path, TEST_PG_URL, pg_schema)
+    yield wh
+    wh.dispose()
+
+
+def test_three_tables_land_losslessly_with_mapped_types(warehouse):
+    with sandbox_with(THREE_TABLES) as (sandbox, base):
+        report = ETLWorkflow(extractor_for(sandbox), warehouse).run(drop_tables=True)
+        assert report.state == "succeeded"
+        extractor = extractor_for(sandbox)
+        engine = sa.create_engine(warehouse.url)  # an engine of the test's own to inspect types
+        inspector = sa.inspect(engine)
+        schema = getattr(warehouse, "schema", None) if warehouse.url.startswith("postgresql") else None
+        for table in base.tables:
+            ref = next(t for t in extractor.list_tables() if t.table_id == table.id)
+            assert warehouse.row_count(ref) == len(table.records), table.name
+            landed = list(warehouse.read_records(ref))
+            assert differences(table.records, landed) == [], table.name
+            sql_table = warehouse.table_name_for(ref)
+            columns = {c.field_key: c for c in warehouse.columns_for(sql_table)}
+            db_types = {c["name"]: c["type"] for c in inspector.get_columns(sql_table, schema=schema)}
+            checked = 0
+            for field in table.fields:
+                family = expected_type_family(field.type)
+                if family is None:
+                    continue
+                column = columns[field.id].column
+                assert type_family(db_types[column]) == family, (table.name, field.name, db_types[column])
+                checked += 1
+            assert checked >= 15
+        report_counts = {t.table.name: (t.fetched, t.loaded) for t in report.tables}
+        assert report_counts == {"Empty": (0, 0), "Clients": (250, 250), "Orders": (20000, 20000)}
+        engine.dispose()
+
+
+def _snapshot(warehouse, extractor):
+    engine = sa.create_engine(warehouse.url)
+    schema = warehouse.schema if warehouse.url.startswith("postgresql") else None
+    rows = {}
+    with engine.connect() as conn:
+        for ref in extractor.list_tables():
+            name = warehouse.table_name_for(ref)
+            table = sa.Table(name, sa.MetaData(), autoload_with=conn, schema=schema)
+            data_columns = [c for c in table.c if c.name != "__run_id"]
+            rows[name] = sorted(conn.execute(sa.select(*data_columns)).all(), key=lambda r: r[0])
+    engine.dispose()
+    return rows
+
+
+def test_syncing_twice_without_drop_tables_gives_identical_tables(warehouse):
+    with sandbox_with({"Clients": 250, "Projects": 40}) as (sandbox, _):
+        ETLWorkflow(extractor_for(sandbox), warehouse).run()
+        first = _snapshot(warehouse, extractor_for(sandbox))
+        ETLWorkflow(extractor_for(sandbox), warehouse).run()
+        second = _snapshot(warehouse, extractor_for(sandbox))
+    assert sum(len(r) for r in first.values()) == 290
+    assert first == second
+
+
+class FailAfterFirstBatch:
+    """A progress listener that makes the sandbox start failing once a batch has loaded."""
+
+    def __init__(self, sandbox):
+        self.sandbox = sandbox
+        self.loaded_before_failure = 0
+
+    def table_started(self, report):
+        pass
+
+    def table_progress(self, report):
+        if report.loaded and not self.loaded_before_failure:
+            self.loaded_before_failure = report.loaded
+            self.sandbox.config.failure_rate = 1.0
+
+    def table_finished(self, report):
+        pass
+
+
+def test_a_replacing_run_that_fails_half_way_leaves_the_previous_table_intact(warehouse, monkeypatch):
+    monkeypatch.setenv("AIRTABLE_MAX_ATTEMPTS", "2")
+    monkeypatch.setenv("BATCH_MAX_RECORDS", "200")
+    with sandbox_with({"Orders": 2000}) as (sandbox, base):
+        ETLWorkflow(extractor_for(sandbox), warehouse).run(drop_tables=True)
+        before = _snapshot(warehouse, extractor_for(sandbox))
+        # the source changes, then the next replacing run dies after its first batch
+        sandbox.bases[base.id].tables[0].records.pop()
+        listener = FailAfterFirstBatch(sandbox)
+        with pytest.raises(RunFailedError, match="Orders"):
+            ETLWorkflow(extractor_for(sandbox), warehouse).run(drop_tables=True, progress=listener)
+        assert listener.loaded_before_failure == 200
+        sandbox.config.failure_rate = 0.0
+        after = _snapshot(warehouse, extractor_for(sandbox))
+    assert len(next(iter(before.values()))) == 2000
+    assert after == before
+    leftovers = [t for t in warehouse.list_tables() if t.startswith("_conveyor_stage")]
+    assert leftovers == []
+
+
+def test_hostile_table_and_field_names_land_in_distinct_valid_tables(warehouse):
+    from app.sandbox import hostile_table_names
+
+    names = hostile_table_names()
+    with sandbox_with({name: 30 for name in names}) as (sandbox, base):
+        ETLWorkflow(extractor_for(sandbox), warehouse).run(drop_tables=True)
+        refs = extractor_for(sandbox).list_tables()
+        sql_names = [warehouse.table_name_for(ref) for ref in refs]
+        assert len(set(sql_names)) == len(names)
+        assert len({n.lower() for n in sql_names}) == len(names)
+        for table, ref in zip(base.tables, refs, strict=True):
+            landed = list(warehouse.read_records(ref))
+            assert differences(table.records, landed) == [], table.name
+            columns = [c.column for c in warehouse.columns_for(warehouse.table_name_for(ref))]
+            assert len({c.lower() for c in columns}) == len(columns)
+            assert all(len(c.encode()) <= 63 for c in columns)

@@ -1,0 +1,63 @@
+"""A distributed test stack: the sandbox, real Redis, and one real worker process per queue."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import redis
+
+from app.sandbox import Sandbox, SandboxBase
+from app.warehouses import Warehouse
+from tests.conftest import TEST_REDIS_URL
+from tests.support.fixtures import BASE_ID, TOKEN, sandbox_with
+from tests.support.workers import WorkerProcess
+
+
+@dataclass
+class Stack:
+    sandbox: Sandbox
+    base: SandboxBase
+    warehouse: Warehouse
+    env: dict[str, str]
+    log_dir: Path
+    workers: dict[str, WorkerProcess] = field(default_factory=dict)
+
+    def start_worker(self, queue: str, **extra_env: str) -> WorkerProcess:
+        worker = WorkerProcess(queue, {**self.env, **extra_env}, self.log_dir).start()
+        self.workers[queue] = worker
+        return worker
+
+    def logs(self) -> str:
+        return "\n".join(f"--- {q}\n{w.log()[-3000:]}" for q, w in self.workers.items())
+
+
+@contextlib.contextmanager
+def running_stack(
+    tables: dict[str, int], warehouse: Warehouse, warehouse_env: dict[str, str], log_dir: Path,
+    **sandbox_config: Any,
+) -> Iterator[Stack]:
+    """Flush the test Redis DB, start the sandbox and an extract and a load worker."""
+    redis.Redis.from_url(TEST_REDIS_URL).flushdb()
+    with sandbox_with(tables, **sandbox_config) as (sandbox, base):
+        env = {
+            "CELERY_BROKER_URL": TEST_REDIS_URL,
+            "AIRTABLE_API_URL": sandbox.url,
+            "AIRTABLE_BASE_ID": BASE_ID,
+            "AIRTABLE_API_KEY": TOKEN,
+            "AIRTABLE_REQUESTS_PER_SECOND": "1000",
+            "AIRTABLE_MAX_ATTEMPTS": "3",
+            **warehouse_env,
+        }
+        stack = Stack(sandbox, base, warehouse, env, log_dir)
+        try:
+            stack.start_worker("extract")
+            stack.start_worker("load")
+            yield stack
+        finally:
+            for worker in stack.workers.values():
+                worker.stop()
+            warehouse.dispose()
