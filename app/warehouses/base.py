@@ -1,0 +1,306 @@
+"""The Warehouse base class: connection, error translation, and the load and read API."""
+
+from __future__ import annotations
+
+import os
+from abc import ABC, abstractmethod
+from collections.abc import Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager
+from typing import Any, ClassVar
+
+import sqlalchemy as sa
+from sqlalchemy.types import TypeEngine
+
+from app.contracts import Batch, BatchResult, Column, Record, TableRef, TableSchema, TableTarget
+from app.errors import ConfigurationError
+from app.settings import get_settings
+from app.warehouses import ddl, loader, naming, rows, tables
+from app.warehouses.catalog import Catalog
+from app.warehouses.failures import masked_url, one_line, parse_url, scrub, translated
+
+#: Execution option that makes a SQLite transaction a reader (see ``sqlite.py``).
+READ_ONLY_OPTION = "conveyor_read_only"
+
+
+class Warehouse(ABC):
+    """A SQL database that Conveyor loads tables into (SQLite or PostgreSQL).
+
+    Construct it with a URL, or bare to use ``WAREHOUSE_URL``/``WAREHOUSE_SCHEMA``. Nothing
+    connects until first use; ``check()`` connects and proves the warehouse is writable.
+    """
+
+    #: The ``make_url(...).get_backend_name()`` values this class handles.
+    backends: ClassVar[tuple[str, ...]] = ()
+
+    def __init__(self, url: str | None = None, *, schema: str | None = None) -> None:
+        """Validate the URL; nothing connects yet.
+
+        Args:
+            url: The database URL; ``WAREHOUSE_URL`` when None.
+            schema: Where tables go (PostgreSQL only); ``WAREHOUSE_SCHEMA`` when None.
+
+        Raises:
+            ConfigurationError: the URL is not one this class can use.
+        """
+        parsed = parse_url(url if url is not None else get_settings().warehouse_url)
+        if parsed.get_backend_name() not in self.backends:
+            raise ConfigurationError(
+                f"WAREHOUSE_URL {masked_url(parsed)} is not"
+                f" a {type(self).__name__} URL: it must start with {self.backends[0]}://"
+            )
+        self.url = self._normalise_url(parsed)
+        self._password = parsed.password
+        self.schema = self._pick_schema(schema)
+        self.catalog = Catalog(self)
+        self._engine: sa.Engine | None = None
+        self._engine_pid = 0
+        self._catalog_ready = False
+
+    # -- what each dialect provides --------------------------------------------------------
+
+    def _normalise_url(self, url: sa.URL) -> sa.URL:
+        """The URL as the engine is created with (driver chosen, options checked)."""
+        return url
+
+    def _pick_schema(self, schema: str | None) -> str | None:
+        """The schema tables live in, from the argument or the settings."""
+        return None
+
+    @abstractmethod
+    def _create_engine(self) -> sa.Engine:
+        """A new engine for ``self.url``, tuned for several writer processes."""
+
+    @abstractmethod
+    def type_for(self, kind: str) -> TypeEngine[Any]:
+        """The SQL type of a column of ``kind``."""
+
+    @abstractmethod
+    def upsert(self, table: sa.Table, keys: Sequence[str], update: Sequence[str]) -> sa.Insert:
+        """An INSERT that updates ``update`` on a ``keys`` conflict (does nothing if empty)."""
+
+    def lock_catalog(self, conn: sa.Connection) -> None:  # noqa: B027 (optional hook)
+        """Serialise catalog changes until the transaction ends (SQLite writers already are)."""
+
+    def _prepare_database(self, conn: sa.Connection) -> None:  # noqa: B027 (optional hook)
+        """Create what must exist before the catalog (PostgreSQL: the schema)."""
+
+    def _prepare_location(self) -> None:  # noqa: B027 (optional hook)
+        """Make the database reachable before connecting (SQLite: its directory)."""
+
+    def _is_transient(self, exc: sa.exc.DBAPIError) -> bool:
+        """Whether ``exc`` may go away on retry (dialects add their own cases)."""
+        return exc.connection_invalidated or isinstance(exc, sa.exc.InterfaceError)
+
+    @abstractmethod
+    def _diagnose(self, exc: sa.exc.DBAPIError) -> str:
+        """Why the warehouse cannot be used and what to fix, after ``WAREHOUSE_URL <url>``."""
+
+    # -- connection ------------------------------------------------------------------------
+
+    @property
+    def display_url(self) -> str:
+        """The URL with any password masked: safe for logs and messages."""
+        return masked_url(self.url)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.display_url!r})"
+
+    @property
+    def engine(self) -> sa.Engine:
+        """The engine, created on first use (and renewed in a forked child process)."""
+        if self._engine is None:
+            try:
+                self._engine = self._create_engine()
+            except (sa.exc.ArgumentError, sa.exc.NoSuchModuleError) as exc:
+                message = f"WAREHOUSE_URL {self.display_url} cannot be used: {one_line(str(exc))}"
+                raise ConfigurationError(scrub(message, self._password)) from None
+            self._engine_pid = os.getpid()
+        elif self._engine_pid != os.getpid():
+            # Pooled connections belong to the parent; sharing a socket corrupts both sides.
+            self._engine.dispose(close=False)
+            self._engine_pid = os.getpid()
+        return self._engine
+
+    def dispose(self) -> None:
+        """Close every pooled connection; the next use reconnects."""
+        if self._engine is not None:
+            self._engine.dispose()
+            self._engine = None
+        self._catalog_ready = False
+
+    def check(self) -> None:
+        """Connect and prove the warehouse is writable by creating the catalog tables.
+
+        Raises:
+            ConfigurationError: the URL is invalid, the server unreachable, the database
+                missing, or the file or directory read-only; one line naming WAREHOUSE_URL.
+        """
+        try:
+            self._prepare_location()
+            with self.engine.begin() as conn:
+                self._create_catalog(conn)
+        except sa.exc.DBAPIError as exc:
+            message = f"WAREHOUSE_URL {self.display_url} {self._diagnose(exc)}"
+            raise ConfigurationError(scrub(one_line(message), self._password)) from None
+        self._catalog_ready = True
+
+    def _create_catalog(self, conn: sa.Connection) -> None:
+        self.lock_catalog(conn)
+        self._prepare_database(conn)
+        self.catalog.create(conn)
+
+    def _ensure_catalog(self) -> None:
+        if self._catalog_ready:
+            return
+        self._prepare_location()
+        with self._errors("creating the catalog tables"), self.engine.begin() as conn:
+            self._create_catalog(conn)
+        self._catalog_ready = True
+
+    def _errors(self, doing: str) -> AbstractContextManager[None]:
+        """Translate SQLAlchemy errors raised while ``doing`` into Conveyor's."""
+        prefix = f"warehouse {self.display_url} failed {doing}"
+        return translated(prefix, self._is_transient, self._password)
+
+    @contextmanager
+    def _writing(self, doing: str) -> Iterator[sa.Connection]:
+        """One write transaction, committed on success, with errors translated."""
+        self._ensure_catalog()
+        with self._errors(doing), self.engine.begin() as conn:
+            yield conn
+
+    @contextmanager
+    def _reading(self, doing: str) -> Iterator[sa.Connection]:
+        """One read-only transaction, with errors translated."""
+        self._ensure_catalog()
+        with self._errors(doing), self.engine.connect() as conn:
+            conn.execution_options(**{READ_ONLY_OPTION: True})
+            yield conn
+
+    # -- loading ---------------------------------------------------------------------------
+
+    def prepare_table(self, schema: TableSchema, *, run_id: str, replace: bool) -> TableTarget:
+        """Create (or extend) the table that ``schema``'s records load into.
+
+        A field keeps its column across runs (by ``FieldSpec.key``) and a table its name (by
+        source and table id). With ``replace`` the rows go to a fresh staging table that
+        ``finish_table`` swaps in. Calling this again for the same run and table returns
+        the same target and keeps the rows already loaded.
+
+        Args:
+            schema: The table's fields, with kinds from ``kinds.detect_schema`` (a field
+                without a kind gets its type's, else ``text``).
+            run_id: The run loading the table.
+            replace: Load into a staging table and replace the live table at the end.
+
+        Returns:
+            Where this run's batches go and how fields map to columns.
+
+        Raises:
+            WarehouseUnavailableError: the warehouse is unreachable or locked; retry.
+            WarehouseError: the database refused the DDL.
+        """
+        with self._writing(f"preparing table {schema.table.name!r}") as conn:
+            return tables.prepare(conn, self, self.catalog, schema, run_id=run_id, replace=replace)
+
+    def load_batch(self, target: TableTarget, batch: Batch) -> BatchResult:
+        """Upsert ``batch`` (by record id) in one transaction with its ``_conveyor_batches`` row.
+
+        A batch loaded before changes nothing and returns its stored result, ``replayed``.
+        Records the database refuses are returned in ``rejected``; the others land.
+
+        Raises:
+            WarehouseUnavailableError: the connection failed or the database is locked;
+                nothing was committed; retry.
+            WarehouseError: the database refused the batch as a whole.
+        """
+        doing = f"loading batch {batch.batch_no} of table {target.table.name!r}"
+        with self._writing(doing) as conn:
+            return loader.load(conn, self, self.catalog, target, batch)
+
+    def finish_table(self, target: TableTarget) -> None:
+        """Swap a replacing load's staging table in, atomically; a second call does nothing.
+
+        Raises:
+            WarehouseError: the staging table is gone (aborted) or the swap was refused.
+            WarehouseUnavailableError: the warehouse is unreachable or locked; retry.
+        """
+        with self._writing(f"finishing table {target.table.name!r}") as conn:
+            tables.finish(conn, self, self.catalog, target)
+
+    def abort_table(self, target: TableTarget) -> None:
+        """Drop a replacing load's staging table; the live table is left as it was."""
+        with self._writing(f"aborting table {target.table.name!r}") as conn:
+            tables.abort(conn, self, self.catalog, target)
+
+    def loaded_batches(self, run_id: str, table_id: str) -> dict[int, int]:
+        """batch_no → rows loaded, for every batch of ``table_id`` that ``run_id`` loaded."""
+        with self._reading("reading loaded batches") as conn:
+            return self.catalog.loaded_batches(conn, run_id, table_id)
+
+    # -- reading ---------------------------------------------------------------------------
+
+    def table_name_for(self, table: TableRef) -> str | None:
+        """The warehouse table ``table`` loads into, or None if it never was prepared."""
+        with self._reading("reading the table catalog") as conn:
+            entry = self.catalog.table_entry(conn, table)
+        return None if entry is None else entry.sql_name
+
+    def columns_for(self, sql_table: str) -> list[Column]:
+        """The field→column mapping of a warehouse table, in field order."""
+        with self._reading("reading the column catalog") as conn:
+            return self.catalog.column_map(conn, sql_table)
+
+    def row_count(self, table: TableRef) -> int:
+        """The number of rows of ``table`` in the warehouse (0 if it has no table yet)."""
+        name = self.table_name_for(table)
+        with self._reading(f"counting rows of {table.name!r}") as conn:
+            if name is None or not ddl.table_exists(conn, self, name):
+                return 0
+            return ddl.count_rows(conn, self, name)
+
+    def read_records(self, table: TableRef) -> Iterator[Record]:
+        """The records stored for ``table``, ordered by id, in Airtable's shape.
+
+        Values come back as Python objects (``datetime.date``, aware UTC ``datetime``,
+        decoded JSON); values kept in ``__unfit`` come back as they were sent.
+        """
+        name = self.table_name_for(table)
+        if name is None:
+            return iter(())
+        return self._iter_records(name, self.columns_for(name))
+
+    def _iter_records(self, name: str, columns: list[Column]) -> Iterator[Record]:
+        with self._reading(f"reading table {name}") as conn:
+            if not ddl.table_exists(conn, self, name):
+                return
+            table = ddl.data_table(self, name, columns)
+            query = sa.select(table).order_by(table.c[naming.ID])
+            for row in conn.execution_options(yield_per=500).execute(query):
+                yield rows.to_record(row._mapping, columns)
+
+    def list_tables(self) -> list[str]:
+        """The data tables Conveyor has loaded, sorted by name."""
+        with self._reading("listing tables") as conn:
+            existing = ddl.table_names(conn, self)
+            return sorted(set(self.catalog.sql_names(conn)) & existing)
+
+    # -- run history -----------------------------------------------------------------------
+
+    def record_run(self, run: dict[str, Any]) -> None:
+        """Insert or update one row of ``_conveyor_runs``; left-out keys keep their value.
+
+        Args:
+            run: ``run_id`` (required), ``workflow``, ``state``, ``options``, ``started_at``,
+                ``finished_at`` (datetime or ISO 8601 string), ``error``, ``tables``.
+
+        Raises:
+            ValueError: a key is unknown or ``run_id`` is missing.
+        """
+        with self._writing("recording a run") as conn:
+            self.catalog.record_run(conn, run)
+
+    def list_runs(self, limit: int = 20) -> list[dict[str, Any]]:
+        """The latest ``limit`` runs, newest first, with the keys ``record_run`` takes."""
+        with self._reading("listing runs") as conn:
+            return self.catalog.list_runs(conn, limit)

@@ -1,0 +1,95 @@
+"""Table definitions and DDL shared by every dialect; identifiers always go through quoting."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any, Protocol
+
+import sqlalchemy as sa
+from sqlalchemy.schema import CreateColumn
+from sqlalchemy.types import TypeEngine
+
+from app.contracts import Column
+from app.warehouses import kinds, naming
+
+
+class Flavor(Protocol):
+    """What the shared code needs from a dialect; ``Warehouse`` subclasses provide it."""
+
+    @property
+    def schema(self) -> str | None:
+        """The schema tables live in (None: the database's default)."""
+        ...
+
+    def type_for(self, kind: str) -> TypeEngine[Any]:
+        """The SQL type of a column of ``kind``."""
+        ...
+
+    def upsert(self, table: sa.Table, keys: Sequence[str], update: Sequence[str]) -> sa.Insert:
+        """An INSERT that updates ``update`` on a ``keys`` conflict (does nothing if empty)."""
+        ...
+
+    def lock_catalog(self, conn: sa.Connection) -> None:
+        """Serialise catalog changes (name allocation, DDL) until the transaction ends."""
+        ...
+
+
+def data_table(flavor: Flavor, name: str, columns: Iterable[Column]) -> sa.Table:
+    """The ``sa.Table`` of a data table: Conveyor's four columns, then one per field."""
+    return sa.Table(
+        name,
+        sa.MetaData(schema=flavor.schema),
+        sa.Column(naming.ID, sa.Text, primary_key=True, quote=True),
+        sa.Column(naming.CREATED_TIME, flavor.type_for(kinds.TIMESTAMP), quote=True),
+        sa.Column(naming.RUN_ID, sa.Text, quote=True),
+        sa.Column(naming.UNFIT, flavor.type_for(kinds.JSON), quote=True),
+        *(sa.Column(c.column, flavor.type_for(c.kind), quote=True) for c in columns),
+        quote=True,
+        quote_schema=True,
+    )
+
+
+def bare_table(flavor: Flavor, name: str) -> sa.Table:
+    """A column-less ``sa.Table``, enough to quote, rename, drop or count a table."""
+    return sa.Table(name, sa.MetaData(schema=flavor.schema), quote=True, quote_schema=True)
+
+
+def table_exists(conn: sa.Connection, flavor: Flavor, name: str) -> bool:
+    """Whether ``name`` exists in the warehouse's schema (seen from this transaction)."""
+    return sa.inspect(conn).has_table(name, schema=flavor.schema)
+
+
+def table_names(conn: sa.Connection, flavor: Flavor) -> set[str]:
+    """Every table in the warehouse's schema, Conveyor's or not."""
+    return set(sa.inspect(conn).get_table_names(schema=flavor.schema))
+
+
+def column_names(conn: sa.Connection, flavor: Flavor, name: str) -> set[str]:
+    """The columns ``name`` physically has."""
+    return {c["name"] for c in sa.inspect(conn).get_columns(name, schema=flavor.schema)}
+
+
+def add_columns(conn: sa.Connection, table: sa.Table, names: Iterable[str]) -> None:
+    """``ALTER TABLE … ADD COLUMN`` for each of ``names`` (columns of ``table``)."""
+    target = conn.dialect.identifier_preparer.format_table(table)
+    for name in names:
+        column_sql = CreateColumn(table.c[name]).compile(dialect=conn.dialect)
+        conn.exec_driver_sql(f"ALTER TABLE {target} ADD COLUMN {column_sql}")
+
+
+def rename_table(conn: sa.Connection, flavor: Flavor, old: str, new: str) -> None:
+    """Rename a table within its schema (SQLite and PostgreSQL share this syntax)."""
+    preparer = conn.dialect.identifier_preparer
+    source = preparer.format_table(bare_table(flavor, old))
+    conn.exec_driver_sql(f"ALTER TABLE {source} RENAME TO {preparer.quote_identifier(new)}")
+
+
+def drop_table(conn: sa.Connection, flavor: Flavor, name: str) -> None:
+    """Drop ``name`` if it exists."""
+    bare_table(flavor, name).drop(conn, checkfirst=True)
+
+
+def count_rows(conn: sa.Connection, flavor: Flavor, name: str) -> int:
+    """The number of rows of ``name``."""
+    query = sa.select(sa.func.count()).select_from(bare_table(flavor, name))
+    return int(conn.execute(query).scalar_one())

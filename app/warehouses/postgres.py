@@ -1,0 +1,108 @@
+"""PostgresWarehouse: PostgreSQL through psycopg 3, tables in their own schema (``raw``)."""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Sequence
+from typing import Any, Final
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
+from sqlalchemy.types import TypeEngine
+
+from app.errors import ConfigurationError
+from app.settings import get_settings
+from app.warehouses import kinds, naming
+from app.warehouses.base import Warehouse
+from app.warehouses.failures import masked_url, one_line
+
+#: Drivers accepted in WAREHOUSE_URL; all of them mean psycopg 3, the one installed.
+_DRIVERS: Final = frozenset({"postgresql", "postgres", "postgresql+psycopg"})
+CONNECT_TIMEOUT_SECONDS: Final = 10
+
+_TYPES: Final[dict[str, TypeEngine[Any]]] = {
+    kinds.TEXT: sa.Text(),
+    kinds.NUMBER: sa.Double(),
+    kinds.INTEGER: sa.BigInteger(),
+    kinds.BOOLEAN: sa.Boolean(),
+    kinds.DATE: sa.Date(),
+    kinds.TIMESTAMP: sa.DateTime(timezone=True),
+    kinds.JSON: postgresql.JSONB(none_as_null=True),
+}
+
+
+class PostgresWarehouse(Warehouse):
+    """A warehouse in a PostgreSQL database; every table lives in ``schema`` (default ``raw``)."""
+
+    backends = ("postgresql", "postgres")
+
+    def _normalise_url(self, url: sa.URL) -> sa.URL:
+        if url.drivername not in _DRIVERS:
+            raise ConfigurationError(
+                f"WAREHOUSE_URL {masked_url(url)} uses driver {url.drivername!r}:"
+                " use postgresql:// (Conveyor connects through psycopg 3)"
+            )
+        return url.set(drivername="postgresql+psycopg")
+
+    def _pick_schema(self, schema: str | None) -> str | None:
+        name = schema if schema is not None else get_settings().warehouse_schema
+        if not name or len(name.encode("utf-8")) > naming.MAX_NAME_BYTES:
+            raise ConfigurationError(
+                f"WAREHOUSE_SCHEMA {name!r} must be a name of 1 to {naming.MAX_NAME_BYTES} bytes"
+            )
+        return name
+
+    def _create_engine(self) -> sa.Engine:
+        return sa.create_engine(
+            self.url,
+            # A server restart leaves dead pooled connections: test each one before use.
+            pool_pre_ping=True,
+            connect_args={
+                "connect_timeout": CONNECT_TIMEOUT_SECONDS,
+                "application_name": "conveyor",
+            },
+            json_serializer=kinds.to_json_text,
+        )
+
+    def type_for(self, kind: str) -> TypeEngine[Any]:
+        return _TYPES[kind]
+
+    def upsert(self, table: sa.Table, keys: Sequence[str], update: Sequence[str]) -> sa.Insert:
+        stmt = postgresql.insert(table)
+        if not update:
+            return stmt.on_conflict_do_nothing(index_elements=list(keys))
+        excluded = stmt.excluded
+        return stmt.on_conflict_do_update(
+            index_elements=list(keys), set_={name: excluded[name] for name in update}
+        )
+
+    def lock_catalog(self, conn: sa.Connection) -> None:
+        # Two processes preparing tables at once would both pick the same free name, and
+        # concurrent CREATE … IF NOT EXISTS can fail; one transaction-scoped lock per schema.
+        key = zlib.crc32(f"conveyor:{self.schema}".encode())
+        conn.execute(sa.select(sa.func.pg_advisory_xact_lock(key)))
+
+    def _prepare_database(self, conn: sa.Connection) -> None:
+        assert self.schema is not None
+        conn.execute(sa.schema.CreateSchema(self.schema, if_not_exists=True))
+
+    def _is_transient(self, exc: sa.exc.DBAPIError) -> bool:
+        # psycopg raises OperationalError for lost connections, server shutdowns,
+        # deadlocks and serialisation failures: all worth a retry.
+        return super()._is_transient(exc) or isinstance(exc, sa.exc.OperationalError)
+
+    def _diagnose(self, exc: sa.exc.DBAPIError) -> str:
+        reason = one_line(str(exc.orig))
+        lowered = reason.lower()
+        if "does not exist" in lowered and "database" in lowered:
+            return f"names a database that does not exist: {reason}; create it or fix the name"
+        if "authentication failed" in lowered or "password" in lowered:
+            return f"was refused: {reason}; fix the user or password"
+        if "permission denied" in lowered or "read-only" in lowered:
+            return (
+                f"is not writable: {reason}; grant the user CREATE on the database"
+                f" and schema {self.schema!r}"
+            )
+        if isinstance(exc, sa.exc.OperationalError):
+            return f"is unreachable: {reason}; check the host and port and that PostgreSQL runs"
+        return f"cannot be used: {reason}"

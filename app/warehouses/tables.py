@@ -1,0 +1,153 @@
+"""The DDL side of a load: prepare a table (or a staging table), swap it in, or drop it."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+
+from app.contracts import Column, FieldSpec, TableRef, TableSchema, TableTarget
+from app.errors import WarehouseError
+from app.warehouses import ddl, kinds, naming
+from app.warehouses.catalog import Catalog, TableEntry
+from app.warehouses.ddl import Flavor
+
+
+def prepare(
+    conn: sa.Connection,
+    flavor: Flavor,
+    catalog: Catalog,
+    schema: TableSchema,
+    *,
+    run_id: str,
+    replace: bool,
+) -> TableTarget:
+    """Create or extend the table ``schema`` loads into; see ``Warehouse.prepare_table``."""
+    flavor.lock_catalog(conn)
+    table = schema.table
+    fields = _distinct_fields(schema.fields)
+    entry = _claim_name(conn, flavor, catalog, table)
+    live = entry.sql_name
+    # After this run swapped its staging table in, a late redelivered prepare gets the live
+    # table: an empty new staging table would be swapped over the loaded rows.
+    if replace and entry.finished_run_id != run_id:
+        stage = naming.staging_name(table.source, table.table_id, run_id)
+        if ddl.table_exists(conn, flavor, stage):
+            # A redelivered prepare: keep the staging table and the rows already in it.
+            known = catalog.column_map(conn, stage)
+            keep_kinds = True
+        elif catalog.loaded_batches(conn, run_id, table.table_id, sql_table=stage):
+            raise WarehouseError(
+                f"table {table.name!r}: the staging table of run {run_id} was dropped"
+                " (aborted); start a new run"
+            )
+        else:
+            # A fresh table: fields keep their live column names, kinds follow the schema.
+            known = catalog.column_map(conn, live)
+            keep_kinds = False
+        columns = _sync(conn, flavor, catalog, stage, fields, known, keep_kinds=keep_kinds)
+        return TableTarget(run_id=run_id, table=table, name=live, columns=columns, staging=stage)
+    known = catalog.column_map(conn, live)
+    columns = _sync(conn, flavor, catalog, live, fields, known, keep_kinds=True)
+    return TableTarget(run_id=run_id, table=table, name=live, columns=columns)
+
+
+def finish(conn: sa.Connection, flavor: Flavor, catalog: Catalog, target: TableTarget) -> None:
+    """Swap a staging table in, in the caller's transaction; see ``Warehouse.finish_table``."""
+    flavor.lock_catalog(conn)
+    if target.staging is None:
+        catalog.touch_table(conn, target.table, finished_run_id=target.run_id)
+        return
+    if not ddl.table_exists(conn, flavor, target.staging):
+        entry = catalog.table_entry(conn, target.table)
+        if entry is not None and entry.finished_run_id == target.run_id:
+            return
+        raise WarehouseError(
+            f"table {target.table.name!r}: staging table {target.staging} of run"
+            f" {target.run_id} is missing (aborted?); start a new run"
+        )
+    if ddl.table_exists(conn, flavor, target.name):
+        retired = naming.retired_name(target.table.source, target.table.table_id, target.run_id)
+        ddl.rename_table(conn, flavor, target.name, retired)
+        ddl.rename_table(conn, flavor, target.staging, target.name)
+        ddl.drop_table(conn, flavor, retired)
+    else:
+        ddl.rename_table(conn, flavor, target.staging, target.name)
+    catalog.move_columns(conn, target.staging, target.name)
+    catalog.touch_table(conn, target.table, finished_run_id=target.run_id)
+
+
+def abort(conn: sa.Connection, flavor: Flavor, catalog: Catalog, target: TableTarget) -> None:
+    """Drop a staging table and its mapping; the live table is not touched."""
+    if target.staging is None:
+        return
+    flavor.lock_catalog(conn)
+    ddl.drop_table(conn, flavor, target.staging)
+    catalog.drop_columns(conn, target.staging)
+
+
+def _claim_name(
+    conn: sa.Connection, flavor: Flavor, catalog: Catalog, table: TableRef
+) -> TableEntry:
+    """The table's catalog entry: the stored one, or a new name that collides with nothing."""
+    entry = catalog.table_entry(conn, table)
+    if entry is not None:
+        if entry.table_name != table.name:
+            catalog.touch_table(conn, table)
+        return entry
+    taken = [*catalog.sql_names(conn), *ddl.table_names(conn, flavor)]
+    name = naming.table_name(table.source, table.name, taken)
+    catalog.add_table(conn, table, name)
+    return TableEntry(sql_name=name, table_name=table.name, finished_run_id=None)
+
+
+def _sync(
+    conn: sa.Connection,
+    flavor: Flavor,
+    catalog: Catalog,
+    sql_table: str,
+    fields: Sequence[FieldSpec],
+    known: Sequence[Column],
+    *,
+    keep_kinds: bool,
+) -> tuple[Column, ...]:
+    """Map ``fields`` to columns of ``sql_table`` and make the table have them.
+
+    A field without a kind gets its type's (``text`` if unknown: there is no sample here).
+    A field in ``known`` (by key) keeps its column name, and its kind too if ``keep_kinds``
+    (an existing column is never retyped: misfits go to ``__unfit``). A new field gets a new
+    name, unused by any known or physical column.
+    """
+    by_key = {col.field_key: col for col in known}
+    exists = ddl.table_exists(conn, flavor, sql_table)
+    physical = ddl.column_names(conn, flavor, sql_table) if exists else set()
+    taken = {col.column for col in known} | physical
+    columns = []
+    for field in fields:
+        kind = kinds.kind_for_field(field)
+        old = by_key.get(field.key)
+        if old is None:
+            name = naming.column_name(field.name, taken)
+            taken.add(name)
+        else:
+            name = old.column
+            kind = old.kind if keep_kinds else kind
+        columns.append(Column(field.key, field.name, name, kind, source_type=field.type))
+    table = ddl.data_table(flavor, sql_table, columns)
+    if exists:
+        ddl.add_columns(conn, table, [c.column for c in columns if c.column not in physical])
+    else:
+        table.create(conn)
+    catalog.save_columns(conn, sql_table, columns)
+    return tuple(columns)
+
+
+def _distinct_fields(fields: Sequence[FieldSpec]) -> list[FieldSpec]:
+    """The fields with one per key, the first one winning (a key maps to exactly one column)."""
+    seen: set[str] = set()
+    distinct = []
+    for field in fields:
+        if field.key not in seen:
+            seen.add(field.key)
+            distinct.append(field)
+    return distinct
