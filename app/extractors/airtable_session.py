@@ -62,7 +62,7 @@ class RateLimitedSession(requests.Session):
             retry=retry_if_exception_type(
                 (requests.ConnectionError, requests.Timeout, _ServerError)
             ),
-            wait=wait_exponential_jitter(initial=0.5, max=8.0),
+            wait=wait_exponential_jitter(multiplier=0.5, max=8.0),
             stop=stop_after_attempt(self.max_attempts),
             before_sleep=self._log_retry,
             reraise=True,

@@ -5,10 +5,18 @@ from __future__ import annotations
 import pytest
 import sqlalchemy as sa
 
+from app.settings import reload_settings
 from app.workflows import ETLWorkflow, RunFailedError
 from tests.conftest import TEST_PG_URL
 from tests.support.compare import differences
-from tests.support.fixtures import THREE_TABLES, extractor_for, make_warehouse, sandbox_with
+from tests.support.fixtures import (
+    THREE_TABLES,
+    extractor_for,
+    make_warehouse,
+    own_engine,
+    sandbox_with,
+    schema_of,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -60,9 +68,9 @@ def test_three_tables_land_losslessly_with_mapped_types(warehouse):
         report = ETLWorkflow(extractor_for(sandbox), warehouse).run(drop_tables=True)
         assert report.state == "succeeded"
         extractor = extractor_for(sandbox)
-        engine = sa.create_engine(warehouse.url)  # an engine of the test's own to inspect types
+        engine = own_engine(warehouse)
         inspector = sa.inspect(engine)
-        schema = getattr(warehouse, "schema", None) if warehouse.url.startswith("postgresql") else None
+        schema = schema_of(warehouse)
         for table in base.tables:
             ref = next(t for t in extractor.list_tables() if t.table_id == table.id)
             assert warehouse.row_count(ref) == len(table.records), table.name
@@ -86,8 +94,8 @@ def test_three_tables_land_losslessly_with_mapped_types(warehouse):
 
 
 def _snapshot(warehouse, extractor):
-    engine = sa.create_engine(warehouse.url)
-    schema = warehouse.schema if warehouse.url.startswith("postgresql") else None
+    engine = own_engine(warehouse)
+    schema = schema_of(warehouse)
     rows = {}
     with engine.connect() as conn:
         for ref in extractor.list_tables():
@@ -131,6 +139,7 @@ class FailAfterFirstBatch:
 def test_a_replacing_run_that_fails_half_way_leaves_the_previous_table_intact(warehouse, monkeypatch):
     monkeypatch.setenv("AIRTABLE_MAX_ATTEMPTS", "2")
     monkeypatch.setenv("BATCH_MAX_RECORDS", "200")
+    reload_settings()
     with sandbox_with({"Orders": 2000}) as (sandbox, base):
         ETLWorkflow(extractor_for(sandbox), warehouse).run(drop_tables=True)
         before = _snapshot(warehouse, extractor_for(sandbox))

@@ -38,3 +38,15 @@ def make_warehouse(kind: str, tmp_path: Path, pg_url: str, pg_schema: str) -> Wa
 
 def table_named(base: SandboxBase, name: str) -> Any:
     return next(t for t in base.tables if t.name == name)
+
+
+def own_engine(warehouse: Warehouse) -> Any:
+    """An engine of the test's own on the warehouse's database, to look at it independently."""
+    import sqlalchemy as sa
+
+    return sa.create_engine(warehouse.url.render_as_string(hide_password=False))
+
+
+def schema_of(warehouse: Warehouse) -> str | None:
+    """The schema the warehouse's tables are in (None on SQLite)."""
+    return warehouse.schema if warehouse.url.get_backend_name() == "postgresql" else None
