@@ -37,6 +37,10 @@ class Settings(BaseSettings):
 
     celery_broker_url: str = "redis://127.0.0.1:6379/0"
     celery_result_backend: str | None = None
+    # A run holds its workflow's overlap guard this long past its last sign of life.
+    conveyor_guard_ttl_seconds: int = 120
+    # Where the beat schedules are declared: "module:attribute" (a list of ScheduledRun).
+    conveyor_schedules: str = "broker.schedules:SCHEDULES"
     # Modules the workers import at start (comma-separated), so user workflows and extractors
     # register themselves; a message can only name what is registered.
     conveyor_imports: str | None = None

@@ -19,6 +19,9 @@ VISIBILITY_TIMEOUT = 600
 FINISH_POLL_SECONDS = 1.0
 FINISH_MAX_WAIT_SECONDS = 3600
 
+#: How often a run queued behind another run of the same workflow checks whether it may start.
+QUEUED_RUN_POLL_SECONDS = 5
+
 #: Run status and results are kept this long in Redis.
 STATUS_TTL_SECONDS = 7 * 24 * 3600
 RESULT_EXPIRES_SECONDS = 24 * 3600

@@ -16,14 +16,17 @@ from typing import Any
 from celery import signature
 
 from app.errors import TerminalError
+from app.settings import get_settings
 from app.registry import EXTRACTORS, WAREHOUSES, WORKFLOWS, name_of
 from app.workflows.base import Workflow
 from app.workflows.etl import ETLWorkflow
 from broker.canvases import steps_canvas
 from broker.celery_app import celery_app
-from broker.status import TERMINAL, RunStatus
+from broker.guard import OverlapGuard
+from broker.status import TERMINAL, RunStatus, redis_client
 
 RUN_OPTIONS = ("drop_tables", "tables")
+OVERLAP_MODES = ("skip", "queue", "allow")
 
 
 class RunNotFinishedError(TerminalError):
@@ -93,7 +96,14 @@ class RunHandle:
             self._store.set_state(self.id, "cancelled")
 
 
-def enqueue(workflow: Workflow, *, run_id: str | None = None, **run_options: Any) -> RunHandle:
+def enqueue(
+    workflow: Workflow,
+    *,
+    run_id: str | None = None,
+    overlap: str = "skip",
+    trigger: str = "manual",
+    **run_options: Any,
+) -> RunHandle:
     """Queue a run of ``workflow`` on the workers and return its handle.
 
     The message names registered classes only and carries no secrets: the workers build
@@ -102,28 +112,58 @@ def enqueue(workflow: Workflow, *, run_id: str | None = None, **run_options: Any
     Args:
         workflow: an ETLWorkflow, or any registered Workflow with @step methods.
         run_id: the run's id (a new one by default).
+        overlap: while a run of the same workflow is still going, ``skip`` records this run as
+            skipped (the default), ``queue`` makes it wait its turn, ``allow`` runs it anyway.
+        trigger: who asked for the run (``manual``, ``schedule:<name>``), shown in the status.
         **run_options: ``drop_tables`` and ``tables`` (names or ids) for an ETLWorkflow.
     """
     unknown = set(run_options) - set(RUN_OPTIONS)
     if unknown:
         raise TerminalError(f"unknown run options {sorted(unknown)}: use {', '.join(RUN_OPTIONS)}")
-    if not isinstance(workflow, ETLWorkflow):
-        name_of(WORKFLOWS, type(workflow))
-    run_id = run_id or uuid.uuid4().hex
-    store = RunStatus()
+    if overlap not in OVERLAP_MODES:
+        raise TerminalError(f"overlap must be one of {', '.join(OVERLAP_MODES)}, not {overlap!r}")
     options = {k: v for k, v in run_options.items() if v is not None}
-    store.create_run(run_id, workflow.name(), options)
+    spec = run_spec(workflow, options)
+    spec.update(run_id=run_id or uuid.uuid4().hex, overlap=overlap, trigger=trigger)
+    store = RunStatus()
+    store.create_run(spec["run_id"], workflow.name(), options, trigger=trigger)
+    handle = RunHandle(spec["run_id"], store)
+    if overlap == "skip":
+        holder = overlap_guard().acquire(spec["guard"], spec["run_id"])
+        if holder is not None:
+            store.set_state(spec["run_id"], "skipped",
+                            reason=f"run {holder} of the same workflow is still going")
+            return handle
     if isinstance(workflow, ETLWorkflow):
-        warehouse = workflow.warehouse_class
-        spec = {
-            "run_id": run_id,
-            "workflow": workflow.name(),
-            "extractor": name_of(EXTRACTORS, workflow.extractor_class),
-            "warehouse": name_of(WAREHOUSES, warehouse) if warehouse else None,
-            "options": options,
-        }
         signature("conveyor.plan_run", args=(spec,), app=celery_app).apply_async(
-            task_id=f"{run_id}-plan")
+            task_id=f"{spec['run_id']}-plan")
     else:
-        steps_canvas(run_id, type(workflow)).apply_async()
-    return RunHandle(run_id, store)
+        steps_canvas(spec, type(workflow)).apply_async()
+    return handle
+
+
+def run_spec(workflow: Workflow, options: dict[str, Any]) -> dict[str, Any]:
+    """What the workers need to run ``workflow``: registry names and options, never secrets.
+
+    ``guard`` names the workflow for the overlap guard: same workflow, source, warehouse and
+    tables means the same guard.
+    """
+    if not isinstance(workflow, ETLWorkflow):
+        name = name_of(WORKFLOWS, type(workflow))
+        return {"workflow": name, "options": options, "guard": f"steps:{name}"}
+    warehouse = workflow.warehouse_class
+    extractor = name_of(EXTRACTORS, workflow.extractor_class)
+    warehouse_name = name_of(WAREHOUSES, warehouse) if warehouse else None
+    tables = ",".join(options.get("tables") or []) or "*"
+    return {
+        "workflow": workflow.name(),
+        "extractor": extractor,
+        "warehouse": warehouse_name,
+        "options": options,
+        "guard": f"etl:{extractor}:{warehouse_name or 'default'}:{tables}",
+    }
+
+
+def overlap_guard() -> OverlapGuard:
+    """The overlap guard on the broker's Redis."""
+    return OverlapGuard(redis_client(), get_settings().conveyor_guard_ttl_seconds)

@@ -67,18 +67,24 @@ class RunStatus:
         pipe.execute()
 
     # runs
-    def create_run(self, run_id: str, workflow: str, options: dict[str, Any]) -> None:
+    def create_run(
+        self, run_id: str, workflow: str, options: dict[str, Any], *, trigger: str = "manual"
+    ) -> None:
         key = self._run(run_id)
         self.r.hset(key, mapping={
-            "run_id": run_id, "workflow": workflow, "state": "queued",
+            "run_id": run_id, "workflow": workflow, "state": "queued", "trigger": trigger,
             "options": json.dumps(options), "created_at": now_iso(), "tables": "[]",
         })
         self.r.zadd(f"{PREFIX}:runs", {run_id: time.time()})
         self._touch(key)
 
-    def set_state(self, run_id: str, state: str, *, error: str | None = None) -> bool:
+    def set_state(
+        self, run_id: str, state: str, *, error: str | None = None, reason: str | None = None
+    ) -> bool:
         """Move a run to ``state``; False (and no change) if it had already finished."""
         fields: dict[str, str] = {"state": state}
+        if reason is not None:
+            fields["reason"] = reason
         if state == "running":
             fields["started_at"] = now_iso()
         if state in TERMINAL:
@@ -87,6 +93,14 @@ class RunStatus:
             fields["error"] = error
         argv = [item for pair in fields.items() for item in pair]
         return bool(self._set_state(keys=[self._run(run_id)], args=argv))
+
+    def update_run(self, run_id: str, **fields: str) -> None:
+        """Set informational fields of a run (not its state)."""
+        self.r.hset(self._run(run_id), mapping=fields)
+
+    def claim_plan(self, run_id: str) -> bool:
+        """True for the one caller that gets to launch the run's canvas."""
+        return bool(self.r.hsetnx(self._run(run_id), "planned_at", now_iso()))
 
     def set_tables(self, run_id: str, tables: list[TableRef]) -> None:
         self.r.hset(self._run(run_id), "tables", json.dumps([t.to_json() for t in tables]))

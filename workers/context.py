@@ -14,6 +14,7 @@ from app.extractors.base import TabularExtractor
 from app.registry import extractor_class, warehouse_class
 from app.settings import get_settings
 from app.warehouses import Warehouse, warehouse_for_url
+from broker.guard import OverlapGuard
 from broker.ratelimit import RedisRateLimiter
 from broker.status import RunStatus, redis_client
 
@@ -48,3 +49,15 @@ def build_warehouse(name: str | None) -> Warehouse:
     if name is None:
         return warehouse_for_url()
     return warehouse_class(name)()
+
+
+@lru_cache(maxsize=1)
+def overlap_guard() -> OverlapGuard:
+    """This process's handle on the overlap guards."""
+    return OverlapGuard(redis_client(), get_settings().conveyor_guard_ttl_seconds)
+
+
+def keep_alive(ctx: dict[str, Any]) -> None:
+    """Renew the run's overlap guard: the run is still making progress."""
+    if ctx.get("guard"):
+        overlap_guard().renew(ctx["guard"], ctx["run_id"])

@@ -12,9 +12,11 @@ from app.contracts import TableRef
 from app.errors import ConfigurationError, ConveyorError
 from app.settings import get_settings
 from app.workflows import etl_steps
+from broker import policies
 from broker.canvases import etl_run_canvas
+from broker.status import TERMINAL
 from broker.celery_app import celery_app
-from workers.context import build_extractor, status_store
+from workers.context import build_extractor, keep_alive, overlap_guard, status_store
 from workers.payload import run_id_of, table_of
 from workers.steps import table_step, where
 
@@ -25,15 +27,29 @@ def plan_run(self: Task, spec: dict[str, Any]) -> dict[str, Any]:
     run_id = spec["run_id"]
     status = status_store()
     host, queue = where(self)
-    if not status.set_state(run_id, "running"):
+    if status.is_cancelled(run_id) or (status.get(run_id) or {}).get("state") in TERMINAL:
         return {"run_id": run_id, "state": "already finished"}
+    guard_key = spec.get("guard")
+    if guard_key and spec.get("overlap") in ("skip", "queue"):
+        holder = overlap_guard().acquire(guard_key, run_id)
+        if holder is not None and spec["overlap"] == "queue":
+            status.update_run(run_id, reason=f"waiting for run {holder} of the same workflow")
+            raise self.retry(countdown=policies.QUEUED_RUN_POLL_SECONDS, max_retries=None)
+        if holder is not None:
+            status.set_state(run_id, "skipped", reason=f"run {holder} of the same workflow is still going")
+            return {"run_id": run_id, "state": "skipped"}
+    status.set_state(run_id, "running")
     try:
         tables = resolve_tables(spec)
     except ConveyorError as exc:
         status.record_step(run_id, "plan_run", table_id=None, batch_no=None, hostname=host,
                            queue=queue, state="failed", error=str(exc))
         status.set_state(run_id, "failed", error=str(exc))
+        if guard_key:
+            overlap_guard().release(guard_key, run_id)
         return {"run_id": run_id, "state": "failed", "error": str(exc)}
+    if not status.claim_plan(run_id):  # a redelivered plan_run must not launch a second canvas
+        return {"run_id": run_id, "state": "already planned"}
     status.set_tables(run_id, tables)
     status.record_step(run_id, "plan_run", table_id=None, batch_no=None, hostname=host,
                        queue=queue, state="succeeded")
@@ -103,6 +119,7 @@ def extract_table(task: Task, payload: dict[str, Any]) -> dict[str, Any]:
     ):
         if status.is_cancelled(run_id):
             return {**payload, "state": "cancelled", "error": None, "batches": sent}
+        keep_alive(payload["ctx"])
         load_batch.apply_async(
             (item.batch.to_json(), payload["target"], payload["ctx"].get("warehouse")))
         status.record_fetched(run_id, table.table_id, item.batch.batch_no, len(item.batch.records))

@@ -11,15 +11,19 @@ from app.contracts import TableTarget
 from app.errors import ConveyorError
 from app.registry import workflow_class
 from broker.celery_app import celery_app
-from workers.context import build_warehouse, status_store
+from workers.context import build_warehouse, overlap_guard, status_store
 from workers.steps import where
 
 log = logging.getLogger(__name__)
 
 
 @celery_app.task(name="conveyor.finish_run", bind=True, max_retries=5)
-def finish_run(self: Task, results: list[dict[str, Any]], run_id: str, warehouse: str | None) -> dict[str, Any]:
-    """Decide the run's outcome once, drop leftover staging tables, write the run history."""
+def finish_run(
+    self: Task, results: list[dict[str, Any]], run_id: str, warehouse: str | None,
+    guard: str | None = None,
+) -> dict[str, Any]:
+    """Decide the run's outcome once, drop leftover staging tables, write the run history,
+    and let the next run of this workflow start."""
     status = status_store()
     host, queue = where(self)
     store = build_warehouse(warehouse)
@@ -37,6 +41,8 @@ def finish_run(self: Task, results: list[dict[str, Any]], run_id: str, warehouse
     status.set_state(run_id, state, error="; ".join(errors) if errors else None)
     status.record_step(run_id, "finish_run", table_id=None, batch_no=None, hostname=host,
                        queue=queue, state="succeeded")
+    if guard:
+        overlap_guard().release(guard, run_id)
     report = status.get(run_id) or {"run_id": run_id}
     try:
         store.record_run(_history_row(report))
@@ -72,6 +78,7 @@ def run_step(self: Task, previous: Any, run_id: str, workflow: str, step: str) -
         status.record_step(run_id, step, table_id=None, batch_no=None, hostname=host, queue=queue,
                            state="failed", error=f"{type(exc).__name__}: {exc}")
         status.set_state(run_id, "failed", error=f"step {step}: {type(exc).__name__}: {exc}")
+        overlap_guard().release(f"steps:{workflow}", run_id)
         raise
     status.record_step(run_id, step, table_id=None, batch_no=None, hostname=host, queue=queue,
                        state="succeeded")
@@ -83,7 +90,9 @@ class ConveyorCancelled(ConveyorError):
 
 
 @celery_app.task(name="conveyor.finish_steps", bind=True)
-def finish_steps(self: Task, previous: Any, run_id: str) -> Any:
+def finish_steps(self: Task, previous: Any, run_id: str, guard: str | None = None) -> Any:
     """The end of a generic workflow's chain: the run succeeded with the last step's result."""
     status_store().set_state(run_id, "succeeded")
+    if guard:
+        overlap_guard().release(guard, run_id)
     return previous

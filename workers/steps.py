@@ -18,7 +18,7 @@ from celery.utils.time import get_exponential_backoff_interval
 from app.errors import ConveyorError, TransientError
 from broker import policies
 from broker.celery_app import celery_app
-from workers.context import status_store
+from workers.context import keep_alive, status_store
 from workers.payload import ended, is_ok, run_id_of, table_of
 
 log = logging.getLogger(__name__)
@@ -54,6 +54,7 @@ def table_step(name: str) -> Callable[[StepFunction], Task]:
             if status.is_cancelled(run_id):
                 status.update_table(run_id, table.table_id, state="cancelled")
                 return ended(payload, "cancelled")
+            keep_alive(payload["ctx"])
             status.update_table(run_id, table.table_id, state="running")
             try:
                 result = fn(self, payload)

@@ -20,7 +20,10 @@ def main() -> None:
     """Entry point: any ConveyorError becomes one line on standard error and exit code 1."""
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
-        cli(standalone_mode=False)
+        # Outside standalone mode click returns an Exit's code instead of exiting.
+        code = cli(standalone_mode=False)
+        if isinstance(code, int) and code:
+            sys.exit(code)
     except ConveyorError as exc:
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(1)
