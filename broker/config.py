@@ -49,6 +49,13 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "worker_send_task_events": True,
         "task_send_sent_event": True,
         "imports": [m.strip() for m in (settings.conveyor_imports or "").split(",") if m.strip()],
+        # Beat: RedBeat keeps the schedule and a lock in Redis, so a second beat only waits.
+        "beat_scheduler": "broker.beat:ConveyorScheduler",
+        "beat_max_loop_interval": 5,
+        "redbeat_redis_url": settings.celery_broker_url,
+        "redbeat_redis_options": {"retry_period": 60},
+        "redbeat_key_prefix": "conveyor:beat",
+        "redbeat_lock_timeout": 25,
         "enable_utc": True,
         "timezone": "UTC",
     }

@@ -23,7 +23,7 @@ from app.workflows.etl import ETLWorkflow
 from broker.canvases import steps_canvas
 from broker.celery_app import celery_app
 from broker.guard import OverlapGuard
-from broker.status import TERMINAL, RunStatus, redis_client
+from broker.status import TERMINAL, RunStatus, now_iso, redis_client
 
 RUN_OPTIONS = ("drop_tables", "tables")
 OVERLAP_MODES = ("skip", "queue", "allow")
@@ -139,6 +139,8 @@ def enqueue(
             task_id=f"{spec['run_id']}-plan")
     else:
         steps_canvas(spec, type(workflow)).apply_async()
+    # A queued run without sent_at was never sent: its producer stopped in between.
+    store.update_run(spec["run_id"], sent_at=now_iso())
     return handle
 
 

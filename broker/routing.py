@@ -9,6 +9,7 @@ LOAD_TASKS = (
     "conveyor.load_batch",
     "conveyor.finish_table",
     "conveyor.finish_run",
+    "conveyor.scheduled_run",
 )
 
 TASK_ROUTES = {

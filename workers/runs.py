@@ -96,3 +96,11 @@ def finish_steps(self: Task, previous: Any, run_id: str, guard: str | None = Non
     if guard:
         overlap_guard().release(guard, run_id)
     return previous
+
+
+@celery_app.task(name="conveyor.scheduled_run")
+def scheduled_run(name: str) -> str:
+    """A beat tick sent as a plain task (when beat runs without Conveyor's scheduler)."""
+    from broker.scheduling import fire
+
+    return str(fire(name).id)

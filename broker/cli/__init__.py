@@ -8,12 +8,13 @@ import sys
 import typer
 
 from app.errors import ConveyorError
-from broker.cli import demo, local, remote
+from broker.cli import demo, local, remote, schedules
 
 cli = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
 local.register(cli)
 remote.register(cli)
 demo.register(cli)
+schedules.register(cli)
 
 
 def main() -> None:

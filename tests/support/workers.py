@@ -72,3 +72,26 @@ def uuid_suffix() -> str:
     import uuid
 
     return uuid.uuid4().hex[:6]
+
+
+class BeatProcess(WorkerProcess):
+    """A ``celery -A workers beat`` process (Conveyor's RedBeat scheduler) with its own log."""
+
+    def __init__(self, env: dict[str, str], log_dir: Path, name: str = "beat") -> None:
+        super().__init__(name, env, log_dir)
+
+    def start(self, timeout: float = 60, wait_for: str = "beat: Starting...") -> BeatProcess:
+        env = {**os.environ, **self.env, "PYTHONUNBUFFERED": "1"}
+        command = [sys.executable, "-m", "celery", "-A", "workers", "beat", "-l", "info",
+                   "-s", str(self.log_path.with_suffix(".schedule"))]
+        log = open(self.log_path, "ab")  # noqa: SIM115
+        self.proc = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+                                     start_new_session=True)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"beat exited:\n{self.log()}")
+            if wait_for in self.log():
+                return self
+            time.sleep(0.2)
+        raise RuntimeError(f"beat not started after {timeout} s:\n{self.log()}")
