@@ -6,6 +6,8 @@ import time
 
 import redis
 
+from app.extractors.ratelimit import pacing_interval
+
 # Reserves the next free slot for KEYS[1] and returns how many microseconds to wait for it.
 # Redis' own clock is the only one every worker agrees on.
 _ACQUIRE = """
@@ -31,7 +33,7 @@ class RedisRateLimiter:
     """Evenly spaced requests per key across processes and hosts (see app.extractors.ratelimit)."""
 
     def __init__(self, client: redis.Redis, requests_per_second: float, prefix: str = "conveyor:rate") -> None:
-        self._interval_us = int(1_000_000 / requests_per_second) if requests_per_second > 0 else 0
+        self._interval_us = int(1_000_000 * pacing_interval(requests_per_second))
         self._prefix = prefix
         self._acquire = client.register_script(_ACQUIRE)
         self._penalize = client.register_script(_PENALIZE)
