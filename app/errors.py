@@ -35,3 +35,8 @@ class WarehouseUnavailableError(TransientError):
 
 class RunCancelledError(TerminalError):
     """The run was cancelled while this step was running."""
+
+
+class CursorExpiredError(TransientError):
+    """The source forgot a listing's cursor (Airtable's 422 LIST_RECORDS_ITERATOR_NOT_AVAILABLE):
+    the listing must restart from the beginning."""

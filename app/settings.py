@@ -37,6 +37,12 @@ class Settings(BaseSettings):
 
     celery_broker_url: str = "redis://127.0.0.1:6379/0"
     celery_result_backend: str | None = None
+    # Redis hands an unacknowledged message to another worker after this long; every task
+    # limit derives from it (see broker/policies.py). Short means a killed worker's work
+    # comes back soon; it must still exceed the longest task.
+    conveyor_visibility_timeout_seconds: int = 120
+    # The watchdog fails a running run that showed no sign of life for this long.
+    conveyor_stalled_run_seconds: int = 900
     # A run holds its workflow's overlap guard this long past its last sign of life.
     conveyor_guard_ttl_seconds: int = 120
     # Where the beat schedules are declared: "module:attribute" (a list of ScheduledRun).

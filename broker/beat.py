@@ -9,7 +9,7 @@ from typing import Any
 from redbeat import RedBeatScheduler
 
 from app.errors import ConveyorError
-from broker.scheduling import beat_entries, fire, load_schedules
+from broker.scheduling import WATCHDOG_ENTRY, beat_entries, fire, load_schedules
 
 log = logging.getLogger(__name__)
 
@@ -22,6 +22,8 @@ class ConveyorScheduler(RedBeatScheduler):  # type: ignore[misc]
         super().__init__(app, *args, **kwargs)
 
     def apply_async(self, entry: Any, producer: Any = None, advance: bool = True, **kwargs: Any) -> Any:
+        if entry.name == WATCHDOG_ENTRY:
+            return super().apply_async(entry, producer=producer, advance=advance, **kwargs)
         entry = self.reserve(entry) if advance else entry
         try:
             handle = fire(entry.name)

@@ -60,7 +60,9 @@ def private_redis() -> Iterator[str]:
 
 
 @contextlib.contextmanager
-def worker_pool(queues: tuple[str, ...], env: dict[str, str], log_dir: Path) -> Iterator[list[subprocess.Popen[bytes]]]:
+def worker_pool(
+    queues: tuple[str, ...], env: dict[str, str], log_dir: Path
+) -> Iterator[list[subprocess.Popen[bytes]]]:
     """One ``celery -A workers worker -Q <queue>`` process per queue, stopped on exit."""
     procs: list[subprocess.Popen[bytes]] = []
     full_env = {**os.environ, **env}

@@ -16,8 +16,8 @@ from typing import Any
 from celery import signature
 
 from app.errors import TerminalError
-from app.settings import get_settings
 from app.registry import EXTRACTORS, WAREHOUSES, WORKFLOWS, name_of
+from app.settings import get_settings
 from app.workflows.base import Workflow
 from app.workflows.etl import ETLWorkflow
 from broker.canvases import steps_canvas
@@ -126,7 +126,7 @@ def enqueue(
     spec = run_spec(workflow, options)
     spec.update(run_id=run_id or uuid.uuid4().hex, overlap=overlap, trigger=trigger)
     store = RunStatus()
-    store.create_run(spec["run_id"], workflow.name(), options, trigger=trigger)
+    store.create_run(spec["run_id"], workflow.name(), options, trigger=trigger, spec=spec)
     handle = RunHandle(spec["run_id"], store)
     if overlap == "skip":
         holder = overlap_guard().acquire(spec["guard"], spec["run_id"])
@@ -169,3 +169,29 @@ def run_spec(workflow: Workflow, options: dict[str, Any]) -> dict[str, Any]:
 def overlap_guard() -> OverlapGuard:
     """The overlap guard on the broker's Redis."""
     return OverlapGuard(redis_client(), get_settings().conveyor_guard_ttl_seconds)
+
+
+def retry_run(run_id: str) -> RunHandle:
+    """A new run of the same workflow for the tables of ``run_id`` that did not succeed.
+
+    Raises:
+        TerminalError: the run is unknown, still going, or every table succeeded.
+    """
+    from app.registry import extractor_class, warehouse_class
+
+    status = RunHandle(run_id).status()
+    if status["state"] not in TERMINAL or status["state"] == "skipped":
+        raise TerminalError(f"run {run_id} is {status['state']}: only a finished run can be retried")
+    spec = status.get("spec") or {}
+    if "extractor" not in spec:
+        raise TerminalError(f"run {run_id} is not an ETL run: enqueue its workflow again instead")
+    unfinished = [t["table"]["table_id"] for t in status["tables"] if t["state"] != "succeeded"]
+    if not unfinished and status["tables"]:
+        raise TerminalError(f"every table of run {run_id} succeeded: nothing to retry")
+    warehouse = spec.get("warehouse")
+    workflow = ETLWorkflow(extractor_class(spec["extractor"]),
+                           warehouse_class(warehouse) if warehouse else None)
+    options = dict(spec.get("options") or {})
+    if unfinished:
+        options["tables"] = unfinished
+    return enqueue(workflow, overlap="allow", trigger=f"retry:{run_id}", **options)

@@ -32,7 +32,9 @@ return 1
 class RedisRateLimiter:
     """Evenly spaced requests per key across processes and hosts (see app.extractors.ratelimit)."""
 
-    def __init__(self, client: redis.Redis, requests_per_second: float, prefix: str = "conveyor:rate") -> None:
+    def __init__(
+        self, client: redis.Redis, requests_per_second: float, prefix: str = "conveyor:rate"
+    ) -> None:
         self._interval_us = int(1_000_000 * pacing_interval(requests_per_second))
         self._prefix = prefix
         self._acquire = client.register_script(_ACQUIRE)

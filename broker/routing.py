@@ -10,6 +10,7 @@ LOAD_TASKS = (
     "conveyor.finish_table",
     "conveyor.finish_run",
     "conveyor.scheduled_run",
+    "conveyor.watchdog",
 )
 
 TASK_ROUTES = {

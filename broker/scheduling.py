@@ -55,13 +55,23 @@ def load_schedules(spec: str | None = None) -> list[ScheduledRun]:
     return list(entries)
 
 
+WATCHDOG_ENTRY = "conveyor-watchdog"
+
+
 def beat_entries(entries: list[ScheduledRun]) -> dict[str, dict[str, Any]]:
-    """Celery ``beat_schedule`` entries: each tick sends ``conveyor.scheduled_run(name)``."""
-    return {
+    """Celery ``beat_schedule`` entries: each tick sends ``conveyor.scheduled_run(name)``, and
+    the watchdog runs every WATCHDOG_EVERY_SECONDS."""
+    from broker import policies
+
+    beat = {
         e.name: {"task": "conveyor.scheduled_run", "schedule": e.celery_schedule, "args": [e.name],
                  "options": {"queue": "load"}}
         for e in entries
     }
+    beat[WATCHDOG_ENTRY] = {"task": "conveyor.watchdog",
+                            "schedule": timedelta(seconds=policies.WATCHDOG_EVERY_SECONDS),
+                            "options": {"queue": "load"}}
+    return beat
 
 
 def fire(name: str) -> Any:

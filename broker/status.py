@@ -60,6 +60,9 @@ class RunStatus:
     def _table(self, run_id: str, table_id: str, part: str = "") -> str:
         return f"{PREFIX}:run:{run_id}:table:{table_id}{':' + part if part else ''}"
 
+    def _alive(self, run_id: str) -> None:
+        self.r.hset(self._run(run_id), "last_seen_at", now_iso())
+
     def _touch(self, *keys: str) -> None:
         pipe = self.r.pipeline()
         for key in keys:
@@ -68,11 +71,13 @@ class RunStatus:
 
     # runs
     def create_run(
-        self, run_id: str, workflow: str, options: dict[str, Any], *, trigger: str = "manual"
+        self, run_id: str, workflow: str, options: dict[str, Any], *, trigger: str = "manual",
+        spec: dict[str, Any] | None = None,
     ) -> None:
         key = self._run(run_id)
         self.r.hset(key, mapping={
             "run_id": run_id, "workflow": workflow, "state": "queued", "trigger": trigger,
+            "spec": json.dumps(spec or {}),
             "options": json.dumps(options), "created_at": now_iso(), "tables": "[]",
         })
         self.r.zadd(f"{PREFIX}:runs", {run_id: time.time()})
@@ -125,10 +130,15 @@ class RunStatus:
         value = self.r.hget(self._table(run_id, table_id), "state")
         return str(value) if value is not None else None
 
+    def reset_table_counts(self, run_id: str, table_id: str) -> None:
+        """Forget a table's counts: its listing restarts from the beginning."""
+        self.r.delete(*(self._table(run_id, table_id, part) for part in ("fetched", "loaded", "rejected")))
+
     def record_fetched(self, run_id: str, table_id: str, batch_no: int, count: int) -> None:
         key = self._table(run_id, table_id, "fetched")
         self.r.hset(key, str(batch_no), count)
         self._touch(key)
+        self._alive(run_id)
 
     def record_loaded(
         self, run_id: str, table_id: str, batch_no: int, loaded: int,
@@ -141,6 +151,7 @@ class RunStatus:
             payload = [{"record_id": r.record_id, "reason": r.reason} for r in rejected]
             self.r.hset(rejected_key, str(batch_no), json.dumps(payload))
         self._touch(loaded_key, rejected_key)
+        self._alive(run_id)
 
     # steps
     def record_step(
@@ -155,6 +166,7 @@ class RunStatus:
             entry["error"] = error
         self.r.hset(key, ident, json.dumps(entry))
         self._touch(key)
+        self._alive(run_id)
 
     # reading
     def get(self, run_id: str) -> dict[str, Any] | None:
@@ -165,6 +177,7 @@ class RunStatus:
         tables = json.loads(run.pop("tables", "[]"))
         data: dict[str, Any] = dict(run)
         data["options"] = json.loads(run.get("options", "{}"))
+        data["spec"] = json.loads(run.get("spec", "{}"))
         data["tables"] = [self._table_status(run_id, TableRef.from_json(t)) for t in tables]
         steps = self.r.hvals(f"{self._run(run_id)}:steps")
         data["steps"] = sorted((json.loads(s) for s in steps), key=lambda s: s["at"])

@@ -9,15 +9,15 @@ from typing import Any
 from celery import Task
 
 from app.contracts import TableRef
-from app.errors import ConfigurationError, ConveyorError
+from app.errors import ConfigurationError, ConveyorError, CursorExpiredError
 from app.settings import get_settings
 from app.workflows import etl_steps
 from broker import policies
 from broker.canvases import etl_run_canvas
-from broker.status import TERMINAL
 from broker.celery_app import celery_app
+from broker.status import TERMINAL
 from workers.context import build_extractor, keep_alive, overlap_guard, status_store
-from workers.payload import run_id_of, table_of
+from workers.payload import ended, run_id_of, table_of
 from workers.steps import table_step, where
 
 
@@ -34,7 +34,8 @@ def plan_run(self: Task, spec: dict[str, Any]) -> dict[str, Any]:
         holder = overlap_guard().acquire(guard_key, run_id)
         if holder is not None and spec["overlap"] == "queue":
             status.update_run(run_id, reason=f"waiting for run {holder} of the same workflow")
-            raise self.retry(countdown=policies.QUEUED_RUN_POLL_SECONDS, max_retries=None)
+            raise self.retry(countdown=policies.QUEUED_RUN_POLL_SECONDS,
+                             max_retries=policies.UNBOUNDED)
         if holder is not None:
             status.set_state(run_id, "skipped", reason=f"run {holder} of the same workflow is still going")
             return {"run_id": run_id, "state": "skipped"}
@@ -102,28 +103,54 @@ def _bounded(records: list[Any]) -> list[Any]:
     return kept
 
 
+# A listing restarted from scratch (its cursor expired) numbers its batches from a new epoch,
+# so they can never be mistaken for the batches of the abandoned listing.
+EPOCH_SIZE = 1_000_000
+
+
 @table_step("extract_table")
 def extract_table(task: Task, payload: dict[str, Any]) -> dict[str, Any]:
-    """Page the table and send each bounded batch to the load queue as soon as it is fetched."""
+    """Page the table and send each bounded batch to the load queue as soon as it is fetched.
+
+    After EXTRACT_SLICE_SECONDS the task hands over to a follow-up task (the same task re-sent
+    with the listing's cursor), so no task runs long and a killed worker loses little.
+    """
     from workers.load import load_batch
 
     settings = get_settings()
     status = status_store()
     run_id, table = run_id_of(payload), table_of(payload)
     extractor = _extractor_for(payload)
-    sent = 0
-    fetched = 0
-    for item in etl_steps.iter_batches(
-        extractor, table, run_id,
-        max_records=settings.batch_max_records, max_bytes=settings.batch_max_bytes,
-    ):
-        if status.is_cancelled(run_id):
-            return {**payload, "state": "cancelled", "error": None, "batches": sent}
-        keep_alive(payload["ctx"])
-        load_batch.apply_async(
-            (item.batch.to_json(), payload["target"], payload["ctx"].get("warehouse")))
-        status.record_fetched(run_id, table.table_id, item.batch.batch_no, len(item.batch.records))
-        sent += 1
-        fetched += len(item.batch.records)
+    progress = dict(payload.get("progress") or {"cursor": None, "next_batch": 0, "epoch": 0,
+                                                "fetched": 0})
+    started = time.monotonic()
+    try:
+        for item in etl_steps.iter_batches(
+            extractor, table, run_id, cursor=progress["cursor"],
+            first_batch_no=progress["next_batch"],
+            max_records=settings.batch_max_records, max_bytes=settings.batch_max_bytes,
+        ):
+            if status.is_cancelled(run_id):
+                return ended(payload, "cancelled")
+            keep_alive(payload["ctx"])
+            load_batch.apply_async(
+                (item.batch.to_json(), payload["target"], payload["ctx"].get("warehouse")))
+            status.record_fetched(run_id, table.table_id, item.batch.batch_no, len(item.batch.records))
+            progress["next_batch"] = item.batch.batch_no + 1
+            progress["fetched"] += len(item.batch.records)
+            if item.last:
+                break
+            if item.cursor and time.monotonic() - started > policies.EXTRACT_SLICE_SECONDS:
+                progress["cursor"] = item.cursor
+                raise task.retry(args=({**payload, "progress": progress},), countdown=0,
+                                 max_retries=policies.UNBOUNDED)
+    except CursorExpiredError:
+        epoch = progress["epoch"] + 1
+        status.reset_table_counts(run_id, table.table_id)
+        restart = {"cursor": None, "next_batch": epoch * EPOCH_SIZE, "epoch": epoch, "fetched": 0}
+        raise task.retry(args=({**payload, "progress": restart},), countdown=0,
+                         max_retries=policies.UNBOUNDED) from None
+    first_batch = progress["epoch"] * EPOCH_SIZE
     return {"ctx": payload["ctx"], "target": payload["target"], "state": "ok",
-            "batches": sent, "fetched": fetched, "extracted_at": time.time()}
+            "first_batch": first_batch, "batches": progress["next_batch"] - first_batch,
+            "fetched": progress["fetched"], "extracted_at": time.time()}

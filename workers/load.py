@@ -87,13 +87,14 @@ def finish_table(task: Task, payload: dict[str, Any]) -> dict[str, Any]:
         warehouse.abort_table(target)
         return ended(payload, "failed", _table_error(run_id, table.table_id))
     loaded = warehouse.loaded_batches(run_id, table.table_id)
-    missing = [n for n in range(payload["batches"]) if n not in loaded]
+    first = payload.get("first_batch", 0)
+    missing = [n for n in range(first, first + payload["batches"]) if n not in loaded]
     if missing:
         waited = time.time() - payload["extracted_at"]
         if waited > policies.FINISH_MAX_WAIT_SECONDS:
             warehouse.abort_table(target)
             raise WarehouseError(f"batches {missing[:5]} never loaded after {waited:.0f} s")
-        raise task.retry(countdown=policies.FINISH_POLL_SECONDS, max_retries=None)
+        raise task.retry(countdown=policies.FINISH_POLL_SECONDS, max_retries=policies.UNBOUNDED)
     etl_steps.finish_table(warehouse, target)
     status.update_table(run_id, table.table_id, state="succeeded")
     return {"ctx": payload["ctx"], "state": "ok", "loaded": sum(loaded.values())}

@@ -104,3 +104,11 @@ def scheduled_run(name: str) -> str:
     from broker.scheduling import fire
 
     return str(fire(name).id)
+
+
+@celery_app.task(name="conveyor.watchdog")
+def watchdog() -> list[str]:
+    """Fail runs that stalled (beat runs this every WATCHDOG_EVERY_SECONDS)."""
+    from broker.watchdog import sweep
+
+    return sweep(status_store(), overlap_guard())

@@ -61,11 +61,15 @@ def table_step(name: str) -> Callable[[StepFunction], Task]:
             except Retry:
                 raise
             except TransientError as exc:
-                if self.request.retries < self.max_retries:
+                # Counted in the payload: polls and continuations also re-send the task.
+                attempts = int(payload.get("attempts", 0))
+                if attempts < policies.MAX_RETRIES:
                     status.record_step(run_id, name, table_id=table.table_id, batch_no=None,
                                        hostname=host, queue=queue, state="retrying", error=str(exc))
-                    raise self.retry(exc=exc, countdown=backoff(self.request.retries)) from None
-                result = ended(payload, "failed", f"{exc} (gave up after {self.max_retries} retries)")
+                    raise self.retry(args=({**payload, "attempts": attempts + 1},), exc=exc,
+                                     countdown=backoff(attempts),
+                                     max_retries=policies.UNBOUNDED) from None
+                result = ended(payload, "failed", f"{exc} (gave up after {attempts} retries)")
             except ConveyorError as exc:
                 result = ended(payload, "failed", str(exc))
             except SoftTimeLimitExceeded:
@@ -74,6 +78,7 @@ def table_step(name: str) -> Callable[[StepFunction], Task]:
                 # A bug must fail its table visibly, not break the chord and hang the run.
                 log.exception("step %s crashed", name)
                 result = ended(payload, "failed", f"internal error in {name}: {type(exc).__name__}: {exc}")
+            result.pop("attempts", None)  # each step has its own retry budget
             state = result.get("state", "ok")
             status.record_step(run_id, name, table_id=table.table_id, batch_no=None, hostname=host,
                                queue=queue, state="succeeded" if state == "ok" else state,

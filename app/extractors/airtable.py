@@ -12,9 +12,9 @@ from pyairtable import Api
 from app.contracts import FieldSpec, Record, TableRef, TableSchema
 from app.errors import (
     ConfigurationError,
+    CursorExpiredError,
     SourceError,
     SourceUnavailableError,
-    TransientError,
 )
 from app.extractors.airtable_session import RateLimitedSession
 from app.extractors.base import Page, TabularExtractor
@@ -24,10 +24,6 @@ from app.settings import get_settings
 log = logging.getLogger(__name__)
 
 PAGE_SIZE = 100  # Airtable's maximum
-
-
-class CursorExpiredError(TransientError):
-    """Airtable forgot the listing's offset (422 LIST_RECORDS_ITERATOR_NOT_AVAILABLE)."""
 
 
 class AirtableExtractor(TabularExtractor):

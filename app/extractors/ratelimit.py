@@ -6,7 +6,6 @@ import threading
 import time
 from typing import Protocol
 
-
 # Requests go out at 90% of the allowed rate: a server counting a strict sliding one-second
 # window refuses a client paced exactly at the limit as soon as scheduling jitter bunches two
 # requests, and every refusal costs Airtable's 30 s penalty.

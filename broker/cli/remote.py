@@ -88,7 +88,27 @@ def cancel(run_id: Annotated[str, typer.Argument(help="The run to stop")]) -> No
     out_console.print(f"cancel requested for run {run_id}")
 
 
+def retry(run_id: Annotated[str, typer.Argument(help="A failed or cancelled run")]) -> None:
+    """Re-run only the tables of RUN_ID that did not finish; prints the new run id."""
+    from broker.producer import retry_run
+
+    print(retry_run(run_id).id)
+
+
+def watchdog(
+    stalled_seconds: Annotated[float | None, typer.Option(
+        help="Fail running runs quiet for this long (default CONVEYOR_STALLED_RUN_SECONDS)")] = None,
+) -> None:
+    """Fail stalled runs now (beat also does this every 30 s)."""
+    from broker.producer import overlap_guard
+    from broker.status import RunStatus
+    from broker.watchdog import sweep
+
+    failed = sweep(RunStatus(), overlap_guard(), stalled_after=stalled_seconds)
+    out_console.print(f"failed {len(failed)} stalled runs" + (f": {', '.join(failed)}" if failed else ""))
+
+
 def register(cli: typer.Typer) -> None:
     """Add this module's commands to the CLI."""
-    for command in (enqueue, status, runs, cancel):
+    for command in (enqueue, status, runs, cancel, retry, watchdog):
         cli.command()(command)
