@@ -2,16 +2,44 @@
 
 from __future__ import annotations
 
+import re
+import ssl
 from typing import Any
+from urllib.parse import urlsplit
 
 from app.settings import Settings
 from broker import policies
 from broker.queues import LOAD, QUEUES
 from broker.routing import TASK_ROUTES
 
+#: ``ssl_cert_reqs`` spellings kombu and Celery accept, as redis-py spells them.
+_CERT_REQS = {"CERT_REQUIRED": "required", "CERT_OPTIONAL": "optional", "CERT_NONE": "none"}
+
+
+def tls_defaults(url: str) -> dict[str, Any] | None:
+    """TLS options for a ``rediss://`` URL (None for any other): verify the server.
+
+    The URL's own ``ssl_*`` query parameters (``ssl_ca_certs``, ``ssl_cert_reqs``) refine or
+    override these. Without them kombu would skip certificate checks on a bare ``rediss://``
+    URL and Celery's result backend would refuse it.
+    """
+    if urlsplit(url).scheme != "rediss":
+        return None
+    return {"ssl_cert_reqs": ssl.CERT_REQUIRED}
+
+
+def redis_py_url(url: str) -> str:
+    """``url`` as redis-py reads it: ``ssl_cert_reqs=CERT_REQUIRED`` (Celery's spelling)
+    becomes ``required``, the only spelling redis-py accepts."""
+    return re.sub(
+        r"(?<=ssl_cert_reqs=)(CERT_REQUIRED|CERT_OPTIONAL|CERT_NONE)(?=&|#|$)",
+        lambda m: _CERT_REQS[m.group(1)], url,
+    )
+
 
 def celery_config(settings: Settings) -> dict[str, Any]:
     """The Celery configuration for ``settings`` (broker URLs come from the environment)."""
+    backend = settings.celery_result_backend or settings.celery_broker_url
     transport = {
         "visibility_timeout": policies.VISIBILITY_TIMEOUT,
         # kombu restores a dead worker's unacked messages on a ~100 s sweep by default.
@@ -22,7 +50,9 @@ def celery_config(settings: Settings) -> dict[str, Any]:
     }
     return {
         "broker_url": settings.celery_broker_url,
-        "result_backend": settings.celery_result_backend or settings.celery_broker_url,
+        "result_backend": backend,
+        "broker_use_ssl": tls_defaults(settings.celery_broker_url),
+        "redis_backend_use_ssl": tls_defaults(backend),
         "broker_transport_options": transport,
         "result_backend_transport_options": dict(transport),
         "broker_connection_retry_on_startup": True,
@@ -52,7 +82,7 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         # Beat: RedBeat keeps the schedule and a lock in Redis, so a second beat only waits.
         "beat_scheduler": "broker.beat:ConveyorScheduler",
         "beat_max_loop_interval": 5,
-        "redbeat_redis_url": settings.celery_broker_url,
+        "redbeat_redis_url": redis_py_url(settings.celery_broker_url),
         "redbeat_redis_options": {"retry_period": 60},
         "redbeat_key_prefix": "conveyor:beat",
         "redbeat_lock_timeout": 25,

@@ -16,6 +16,7 @@ import redis
 from app.contracts import RejectedRecord, TableRef
 from app.settings import get_settings
 from broker import policies
+from broker.config import redis_py_url
 
 PREFIX = "conveyor"
 TERMINAL = frozenset({"succeeded", "failed", "cancelled", "skipped"})
@@ -36,9 +37,13 @@ def now_iso() -> str:
 
 
 def redis_client(url: str | None = None) -> redis.Redis:
-    """A Redis client for ``url`` (default: the broker), with timeouts and health checks."""
+    """A Redis client for ``url`` (default: the broker), with timeouts and health checks.
+
+    ``rediss://`` URLs verify the server's certificate (redis-py's default); their ``ssl_*``
+    query parameters are read the same way as by Celery and kombu.
+    """
     return redis.Redis.from_url(
-        url or get_settings().celery_broker_url,
+        redis_py_url(url or get_settings().celery_broker_url),
         socket_timeout=30,
         socket_connect_timeout=10,
         health_check_interval=25,
