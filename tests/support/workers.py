@@ -15,8 +15,10 @@ ROOT = Path(__file__).resolve().parents[2]
 class WorkerProcess:
     """One ``celery -A workers worker -Q <queue>`` process with its own log file."""
 
-    def __init__(self, queue: str, env: dict[str, str], log_dir: Path, concurrency: int = 1) -> None:
+    def __init__(self, queue: str, env: dict[str, str], log_dir: Path, concurrency: int = 1,
+                 log_level: str = "info") -> None:
         self.queue = queue
+        self.log_level = log_level
         self.env = env
         self.log_path = log_dir / f"worker-{queue}-{uuid_suffix()}.log"
         self.concurrency = concurrency
@@ -31,7 +33,7 @@ class WorkerProcess:
         command = [
             sys.executable, "-m", "celery", "-A", "workers", "worker", "-Q", self.queue,
             "-n", self.hostname, "-c", str(self.concurrency), "--pool", "prefork",
-            "--without-gossip", "--without-mingle", "-l", "info",
+            "--without-gossip", "--without-mingle", "-l", self.log_level,
         ]
         log = open(self.log_path, "ab")  # noqa: SIM115  (owned by the process)
         # A session of its own, so a kill reaches the main process and its pool children.
