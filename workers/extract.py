@@ -7,9 +7,10 @@ import time
 from typing import Any
 
 from celery import Task
+from celery.exceptions import SoftTimeLimitExceeded
 
 from app.contracts import TableRef
-from app.errors import ConfigurationError, ConveyorError, CursorExpiredError
+from app.errors import ConfigurationError, ConveyorError, CursorExpiredError, SourceUnavailableError
 from app.settings import get_settings
 from app.workflows import etl_steps
 from broker import policies
@@ -122,7 +123,8 @@ def extract_table(task: Task, payload: dict[str, Any]) -> dict[str, Any]:
     run_id, table = run_id_of(payload), table_of(payload)
     extractor = _extractor_for(payload)
     progress = dict(payload.get("progress") or {"cursor": None, "next_batch": 0, "epoch": 0,
-                                                "fetched": 0})
+                                                "fetched": 0, "stalls": 0})
+    resume = dict(progress)  # the last point the listing can restart from
     started = time.monotonic()
     try:
         for item in etl_steps.iter_batches(
@@ -140,14 +142,24 @@ def extract_table(task: Task, payload: dict[str, Any]) -> dict[str, Any]:
             progress["fetched"] += len(item.batch.records)
             if item.last:
                 break
-            if item.cursor and time.monotonic() - started > policies.EXTRACT_SLICE_SECONDS:
-                progress["cursor"] = item.cursor
-                raise task.retry(args=({**payload, "progress": progress},), countdown=0,
-                                 max_retries=policies.UNBOUNDED)
+            if item.cursor:
+                resume = {**progress, "cursor": item.cursor, "stalls": 0}
+                if time.monotonic() - started > policies.EXTRACT_SLICE_SECONDS:
+                    raise task.retry(args=({**payload, "progress": resume},), countdown=0,
+                                     max_retries=policies.UNBOUNDED)
+    except SoftTimeLimitExceeded:
+        # A slow source (429 penalties, retried 5xx) ate the slice: carry on from the last
+        # resumable point; batches sent since then are sent again and load as no-ops.
+        stalls = resume.get("stalls", 0) + 1
+        if stalls > policies.MAX_RETRIES:
+            raise SourceUnavailableError(f"extraction made no progress in {stalls} slices") from None
+        raise task.retry(args=({**payload, "progress": {**resume, "stalls": stalls}},),
+                         countdown=1, max_retries=policies.UNBOUNDED) from None
     except CursorExpiredError:
         epoch = progress["epoch"] + 1
         status.reset_table_counts(run_id, table.table_id)
-        restart = {"cursor": None, "next_batch": epoch * EPOCH_SIZE, "epoch": epoch, "fetched": 0}
+        restart = {"cursor": None, "next_batch": epoch * EPOCH_SIZE, "epoch": epoch, "fetched": 0,
+                   "stalls": 0}
         raise task.retry(args=({**payload, "progress": restart},), countdown=0,
                          max_retries=policies.UNBOUNDED) from None
     first_batch = progress["epoch"] * EPOCH_SIZE

@@ -38,13 +38,13 @@ class Stack:
 @contextlib.contextmanager
 def running_stack(
     tables: dict[str, int], warehouse: Warehouse, warehouse_env: dict[str, str], log_dir: Path,
-    **sandbox_config: Any,
+    *, redis_url: str = TEST_REDIS_URL, **sandbox_config: Any,
 ) -> Iterator[Stack]:
-    """Flush the test Redis DB, start the sandbox and an extract and a load worker."""
-    redis.Redis.from_url(TEST_REDIS_URL).flushdb()
+    """Flush the Redis DB, start the sandbox and an extract and a load worker."""
+    redis.Redis.from_url(redis_url).flushdb()
     with sandbox_with(tables, **sandbox_config) as (sandbox, base):
         env = {
-            "CELERY_BROKER_URL": TEST_REDIS_URL,
+            "CELERY_BROKER_URL": redis_url,
             "AIRTABLE_API_URL": sandbox.url,
             "AIRTABLE_BASE_ID": BASE_ID,
             "AIRTABLE_API_KEY": TOKEN,

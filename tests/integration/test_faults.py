@@ -1,0 +1,230 @@
+"""Faults survived: killed workers, restarted Redis and PostgreSQL, a flaky rate-limited source,
+a stalled run. Each run ends equal to the source, or fails clearly and `conveyor retry`
+completes it."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+
+import pytest
+import sqlalchemy as sa
+
+from app.contracts import TableRef
+from app.extractors import AirtableExtractor
+from app.warehouses import PostgresWarehouse, SQLiteWarehouse
+from app.workflows import ETLWorkflow
+from broker.producer import RunHandle, enqueue
+from broker.status import RunStatus, redis_client
+from tests.conftest import TEST_PG_URL
+from tests.support.compare import differences
+from tests.support.redis_server import PersistentRedis
+from tests.support.stack import running_stack
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+ORDERS = 20000
+# Short visibility so a killed worker's messages come back within the test's patience.
+FAULT_ENV = {"CONVEYOR_VISIBILITY_TIMEOUT_SECONDS": "30"}
+
+
+def wait_for(predicate, timeout, what):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.2)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def orders_of(stack):
+    table = stack.base.tables[0]
+    return table, TableRef("airtable", table.id, table.name)
+
+
+def assert_equal_to_source(stack):
+    table, ref = orders_of(stack)
+    assert stack.warehouse.row_count(ref) == len(table.records)
+    assert differences(table.records, list(stack.warehouse.read_records(ref))) == []
+
+
+def table_progress(handle, key):
+    tables = handle.status()["tables"]
+    return tables[0][key] if tables else 0
+
+
+@pytest.fixture
+def sqlite_stack(tmp_path):
+    url = f"sqlite:///{tmp_path / 'warehouse.db'}"
+    with running_stack({"Orders": ORDERS}, SQLiteWarehouse(url), {"WAREHOUSE_URL": url, **FAULT_ENV},
+                       tmp_path) as stack:
+        yield stack
+
+
+@pytest.fixture
+def pg_stack(tmp_path, pg_schema):
+    env = {"WAREHOUSE_URL": TEST_PG_URL, "WAREHOUSE_SCHEMA": pg_schema, **FAULT_ENV}
+    with running_stack({"Orders": ORDERS}, PostgresWarehouse(TEST_PG_URL, schema=pg_schema), env,
+                       tmp_path) as stack:
+        yield stack
+
+
+def test_load_worker_killed_three_times(sqlite_stack):
+    stack = sqlite_stack
+    stack.sandbox.config.latency_seconds = 0.06
+    handle = enqueue(ETLWorkflow(AirtableExtractor, SQLiteWarehouse), drop_tables=True)
+    seen = 0
+    for _ in range(3):
+        seen = wait_for(lambda s=seen: (n := table_progress(handle, "loaded")) > s and n, 120,
+                        "more batches to load")
+        stack.workers["load"].kill()
+        time.sleep(0.5)
+        stack.start_worker("load")
+    last_kill = time.monotonic()
+    stack.sandbox.config.latency_seconds = 0.0
+    final = handle.wait(timeout=180)
+    assert time.monotonic() - last_kill < 180
+    assert final["state"] == "succeeded"
+    assert final["tables"][0]["loaded"] == ORDERS
+    assert_equal_to_source(stack)
+
+
+def test_extract_worker_killed_mid_table(pg_stack):
+    stack = pg_stack
+    stack.sandbox.config.latency_seconds = 0.05
+    handle = enqueue(ETLWorkflow(AirtableExtractor, PostgresWarehouse), drop_tables=True)
+    wait_for(lambda: 0 < table_progress(handle, "fetched") < ORDERS // 2, 60, "extraction under way")
+    stack.workers["extract"].kill()
+    time.sleep(0.5)
+    stack.sandbox.config.latency_seconds = 0.0
+    stack.start_worker("extract")
+    final = handle.wait(timeout=180)
+    assert final["state"] == "succeeded"
+    assert_equal_to_source(stack)
+
+
+def test_flaky_source_with_429_bursts(tmp_path):
+    url = f"sqlite:///{tmp_path / 'warehouse.db'}"
+    # The client paces at 20/s against Airtable's 5/s, so 429s come in bursts; it waits out
+    # the sandbox's 1 s penalty.
+    env = {"WAREHOUSE_URL": url, "AIRTABLE_REQUESTS_PER_SECOND": "20",
+           "AIRTABLE_RATE_LIMIT_PENALTY_SECONDS": "1", **FAULT_ENV}
+    with running_stack({"Orders": 3000}, SQLiteWarehouse(url), env, tmp_path,
+                       requests_per_second=5, penalty_seconds=1.0, failure_rate=0.05) as stack:
+        handle = enqueue(ETLWorkflow(AirtableExtractor, SQLiteWarehouse), drop_tables=True)
+        final = handle.wait(timeout=240)
+        assert final["state"] == "succeeded"
+        assert stack.sandbox.stats.rate_limited > 0
+        assert stack.sandbox.stats.failures_injected > 0
+        assert_equal_to_source(stack)
+
+
+def conveyor(*args, env):
+    return subprocess.run([sys.executable, "-m", "broker.cli", *args], capture_output=True,
+                          text=True, timeout=300, env={**os.environ, **env})
+
+
+def finish_or_retry(run_id, env, client, timeout=240):
+    """Wait for the run; if it failed (or stalled), `conveyor retry` it and wait for that."""
+    store = RunStatus(client)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        state = store.get(run_id)["state"]
+        if state in ("succeeded", "failed", "cancelled"):
+            break
+        conveyor("watchdog", "--stalled-seconds", "45", env=env)
+        time.sleep(1)
+    if state == "succeeded":
+        print(f"run {run_id} succeeded without a retry")
+        return run_id
+    print(f"run {run_id} {state}: {store.get(run_id).get('error')}; retrying")
+    retried = conveyor("retry", run_id, env=env)
+    assert retried.returncode == 0, retried.stderr
+    new_id = retried.stdout.strip().splitlines()[-1]
+    wait_for(lambda: store.get(new_id)["state"] == "succeeded", timeout, "the retried run")
+    return new_id
+
+
+def test_redis_restarted_during_a_run(tmp_path):
+    server = PersistentRedis(tmp_path).start()
+    try:
+        url = f"sqlite:///{tmp_path / 'warehouse.db'}"
+        env = {"WAREHOUSE_URL": url, **FAULT_ENV}
+        with running_stack({"Orders": ORDERS}, SQLiteWarehouse(url), env, tmp_path,
+                           redis_url=server.url) as stack:
+            cli_env = {"CELERY_BROKER_URL": server.url}
+            stack.sandbox.config.latency_seconds = 0.05
+            queued = conveyor("enqueue", "airtable", "--drop-tables", "--warehouse", "sqlite",
+                              env=cli_env)
+            assert queued.returncode == 0, queued.stderr
+            run_id = queued.stdout.splitlines()[0]
+            client = redis_client(server.url)
+            wait_for(lambda: (RunStatus(client).get(run_id)["tables"] or [{}])[0].get("loaded"),
+                     60, "loading under way")
+            server.restart()
+            stack.sandbox.config.latency_seconds = 0.0
+            finished = finish_or_retry(run_id, cli_env, redis_client(server.url))
+            assert RunStatus(redis_client(server.url)).get(finished)["state"] == "succeeded"
+            assert_equal_to_source(stack)
+    finally:
+        server.stop()
+
+
+def restart_postgres():
+    version = sorted(os.listdir("/etc/postgresql"))[-1]
+    subprocess.run(["pg_ctlcluster", "--skip-systemctl-redirect", version, "main", "restart",
+                    "-m", "fast"], check=True, capture_output=True, timeout=120)
+    engine = sa.create_engine(TEST_PG_URL)
+    wait_for(lambda: _pg_answers(engine), 60, "PostgreSQL back")
+    engine.dispose()
+
+
+def _pg_answers(engine):
+    try:
+        with engine.connect() as conn:
+            return conn.execute(sa.text("select 1")).scalar() == 1
+    except sa.exc.OperationalError:
+        return False
+
+
+@pytest.mark.skipif(not os.path.isdir("/etc/postgresql"), reason="needs a local PostgreSQL cluster")
+def test_postgres_restarted_during_a_load(pg_stack):
+    stack = pg_stack
+    stack.sandbox.config.latency_seconds = 0.05
+    handle = enqueue(ETLWorkflow(AirtableExtractor, PostgresWarehouse), drop_tables=True)
+    wait_for(lambda: table_progress(handle, "loaded") > 0, 60, "loading under way")
+    restart_postgres()
+    stack.sandbox.config.latency_seconds = 0.0
+    finished = finish_or_retry(handle.id, {}, redis_client())
+    assert RunHandle(finished).status()["state"] == "succeeded"
+    assert_equal_to_source(stack)
+
+
+def test_a_stalled_run_is_failed_by_the_watchdog_and_retry_completes_it(sqlite_stack):
+    stack = sqlite_stack
+    stack.sandbox.config.latency_seconds = 0.05
+    handle = enqueue(ETLWorkflow(AirtableExtractor, SQLiteWarehouse), drop_tables=True)
+    wait_for(lambda: table_progress(handle, "loaded") > 0, 60, "loading under way")
+    stack.workers["load"].kill()
+    stack.workers["extract"].kill()
+    stack.sandbox.config.latency_seconds = 0.0
+    time.sleep(4)
+    swept = conveyor("watchdog", "--stalled-seconds", "3", env={})
+    assert handle.id in swept.stdout, swept.stdout + swept.stderr
+    status = handle.status()
+    assert status["state"] == "failed" and "no progress" in status["error"]
+    shown = json.loads(conveyor("status", handle.id, "--json", env={}).stdout)
+    assert shown["state"] == "failed"
+    stack.start_worker("extract")
+    stack.start_worker("load")
+    retried = conveyor("retry", handle.id, env={})
+    assert retried.returncode == 0, retried.stderr
+    new = RunHandle(retried.stdout.strip())
+    final = new.wait(timeout=180)
+    assert final["trigger"] == f"retry:{handle.id}"
+    assert [t["table"]["name"] for t in final["tables"]] == ["Orders"]
+    assert_equal_to_source(stack)
