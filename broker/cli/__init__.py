@@ -17,10 +17,22 @@ demo.register(cli)
 schedules.register(cli)
 
 
+def import_user_modules() -> None:
+    """Import CONVEYOR_IMPORTS, so the user's extractors and workflows are registered here too."""
+    import importlib
+
+    from app.settings import get_settings
+
+    for module in (get_settings().conveyor_imports or "").split(","):
+        if module.strip():
+            importlib.import_module(module.strip())
+
+
 def main() -> None:
     """Entry point: any ConveyorError becomes one line on standard error and exit code 1."""
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
+        import_user_modules()
         # Outside standalone mode click returns an Exit's code instead of exiting.
         code = cli(standalone_mode=False)
         if isinstance(code, int) and code:
