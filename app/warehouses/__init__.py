@@ -6,6 +6,49 @@ Conveyor's columns ``__id`` (text primary key: the record id), ``__created_time`
 for every value that did not fit its column, kept whole), then one column per field.
 Identifiers are always quoted; names are snake_case ASCII of at most 63 bytes.
 
+What "lossless" means: ``read_records`` gives back each record the source sent, field by
+field, as follows; anything that cannot be stored so is rejected by record id instead.
+
+text
+    The same string, code point for code point and of any length (1 MB cells included):
+    emoji and ZWJ sequences, right-to-left text and bidi controls, combining marks (nothing
+    is normalised). NUL (U+0000): SQLite stores it; PostgreSQL cannot, in text or in JSONB,
+    so there a record holding NUL anywhere is rejected with a reason naming the field.
+number
+    The same float (NaN as NaN, -0.0 with its sign). ±Infinity is stored in the column on
+    both databases, NaN and -0.0 in the column on PostgreSQL and in ``__unfit`` on SQLite
+    (whose REAL makes NaN NULL and -0.0 zero). An int only if the float equals it exactly
+    (an int beyond 2**53 goes to ``__unfit``).
+integer
+    Ints within bigint; a whole float (``4.0``) is stored as its int, since JSON does not
+    tell them apart (but ``-0.0`` goes to ``__unfit``).
+boolean, date, timestamp
+    The same value; a timestamp as the same instant, read back in UTC.
+json (and ``__unfit``)
+    The same JSON value: structure, strings, and numbers by their decimal value. JSONB keeps
+    numbers as decimals, so on PostgreSQL a float of 1e16 or more may come back as the int
+    with the same digits (``float()`` of it is the original float). The floats JSON has no
+    number for (NaN, ±Infinity) and -0.0 are stored as ``{"__conveyor_float__": "NaN"}``
+    (``"Infinity"``, ``"-Infinity"``, ``"-0.0"``) and read back as floats; a source object
+    that looks like such a marker is stored escaped (see ``codec``). Any nesting depth the
+    source's JSON had (50 levels is routine).
+
+A value that does not fit its column's kind (a formula's ``{"error": "#ERROR!"}`` in a number
+column) is kept whole in ``__unfit``. A field keeps its column across runs by field id: a
+renamed field reads back under its new name; a retyped field keeps its column's old kind
+(new values that do not fit go to ``__unfit``) unless the run replaces the table
+(``drop_tables``), which gives the column the new kind. A table may have up to 1600 fields
+on PostgreSQL, 2000 on SQLite (Airtable allows 500); a PostgreSQL row must fit one 8 kB page
+after TOAST, and a record too wide for that (hundreds of short values) is stored with all
+its fields in ``__unfit`` and its field columns NULL.
+
+Every record of a batch is loaded or reported in ``BatchResult.rejected`` with a one-line
+reason, so ``loaded + len(rejected) == len(batch.records)`` always: a record the database
+refuses is set aside (each row then goes in its own savepoint) and the rest of the batch
+lands. An earlier record with the same id as a later one in the same batch is reported as
+``superseded``, since the upsert writes only the last. An id no report could hold (not a
+string, or with NUL or a lone surrogate) is reported as its ``repr``.
+
 The warehouse also holds Conveyor's catalog (on PostgreSQL in the same schema, ``raw`` by
 default), which users may read:
 

@@ -31,6 +31,11 @@ class Warehouse(ABC):
 
     #: The ``make_url(...).get_backend_name()`` values this class handles.
     backends: ClassVar[tuple[str, ...]] = ()
+    #: Whether a number column keeps NaN and -0.0; where not, they go to ``__unfit``.
+    exact_floats: bool = True
+    #: Whether text and JSON values may hold NUL characters; where not, such records are
+    #: rejected with a reason naming the field.
+    allows_nul: bool = True
 
     def __init__(self, url: str | None = None, *, schema: str | None = None) -> None:
         """Validate the URL; nothing connects yet.
@@ -90,6 +95,18 @@ class Warehouse(ABC):
     def _is_transient(self, exc: sa.exc.DBAPIError) -> bool:
         """Whether ``exc`` may go away on retry (dialects add their own cases)."""
         return exc.connection_invalidated or isinstance(exc, sa.exc.InterfaceError)
+
+    def refuses_row(self, exc: sa.exc.DBAPIError) -> bool:
+        """Whether ``exc`` is about one row's data (dialects add their own cases).
+
+        Anything else (a lost connection, a missing table) is about the whole batch and
+        must fail it, not reject its rows one by one.
+        """
+        return isinstance(exc, sa.exc.DataError | sa.exc.IntegrityError)
+
+    def row_too_large(self, exc: sa.exc.DBAPIError) -> bool:
+        """Whether ``exc`` says a row is too large as laid out (packing it may help)."""
+        return False
 
     @abstractmethod
     def _diagnose(self, exc: sa.exc.DBAPIError) -> str:
@@ -207,7 +224,9 @@ class Warehouse(ABC):
         """Upsert ``batch`` (by record id) in one transaction with its ``_conveyor_batches`` row.
 
         A batch loaded before changes nothing and returns its stored result, ``replayed``.
-        Records the database refuses are returned in ``rejected``; the others land.
+        Records the database refuses are returned in ``rejected`` with a one-line reason; the
+        others land. Every record is one or the other: ``loaded + len(rejected)`` is the
+        number of records in the batch (see ``app.warehouses`` for what lands how).
 
         Raises:
             WarehouseUnavailableError: the connection failed or the database is locked;

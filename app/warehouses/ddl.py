@@ -33,6 +33,24 @@ class Flavor(Protocol):
         """Serialise catalog changes (name allocation, DDL) until the transaction ends."""
         ...
 
+    @property
+    def exact_floats(self) -> bool:
+        """Whether a number column gives NaN and -0.0 back (else they go to ``__unfit``)."""
+        ...
+
+    @property
+    def allows_nul(self) -> bool:
+        """Whether text and JSON values may hold NUL characters."""
+        ...
+
+    def refuses_row(self, exc: sa.exc.DBAPIError) -> bool:
+        """Whether ``exc`` is about one row's data, not the connection, table or statement."""
+        ...
+
+    def row_too_large(self, exc: sa.exc.DBAPIError) -> bool:
+        """Whether ``exc`` says a row is too large for the database as it was laid out."""
+        ...
+
 
 def data_table(flavor: Flavor, name: str, columns: Iterable[Column]) -> sa.Table:
     """The ``sa.Table`` of a data table: Conveyor's four columns, then one per field."""

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import math
 import re
 from collections.abc import Iterable, Sequence
@@ -12,6 +11,7 @@ from enum import Enum
 from typing import Any, Final
 
 from app.contracts import FieldSpec, Record, TableSchema
+from app.warehouses import codec
 
 TEXT: Final = "text"
 NUMBER: Final = "number"
@@ -192,21 +192,26 @@ def format_timestamp(value: datetime) -> str:
 
 
 def to_json_text(value: Any) -> str:
-    """``value`` as JSON text, unicode kept as is.
+    """``value`` as the JSON text the warehouse stores (see ``codec``), unicode kept as is.
+
+    NaN, ±Infinity and -0.0 are written as marker objects that ``codec.from_json_text`` reads
+    back as the same floats.
 
     Raises:
         TypeError: a value is not JSON-serialisable.
-        ValueError: a float is NaN or infinite (no JSON for it; PostgreSQL refuses it).
+        ValueError: a value JSON cannot write (a huge int) or nested too deeply.
     """
-    return json.dumps(value, ensure_ascii=False, allow_nan=False)
+    return codec.to_json_text(value)
 
 
 def to_column(kind: str, value: Any) -> Any:
     """``value`` as it is stored in a column of ``kind``, or ``MISFIT`` when it does not fit.
 
     Only lossless conversions are made (a text column takes only strings, a number column
-    only finite numbers, an integer column only whole numbers within bigint), so a value
-    that fits reads back equal to the original.
+    only floats and the ints a float holds exactly, an integer column only whole numbers
+    within bigint), so a value that fits reads back equal to the original. NaN and ±Infinity
+    fit a number column (SQL's double precision holds them; a dialect that loses one moves
+    it to ``__unfit``, see ``rows.to_row``).
 
     Args:
         kind: One of ``KINDS``.
@@ -256,7 +261,11 @@ def from_column(kind: str, value: Any) -> Any:
 def _to_integer(value: Any) -> Any:
     if isinstance(value, bool):
         return MISFIT
+    # A whole float is stored as its int (JSON does not tell 4.0 from 4), but not -0.0:
+    # as 0 it would lose its sign.
     if isinstance(value, float) and math.isfinite(value) and value.is_integer():
+        if value == 0 and math.copysign(1.0, value) < 0:
+            return MISFIT
         value = int(value)
     if isinstance(value, int) and _BIGINT_MIN <= value <= _BIGINT_MAX:
         return value
@@ -271,7 +280,7 @@ def _to_number(value: Any) -> Any:
     except OverflowError:
         return MISFIT
     # An int beyond 2**53 would come back as a different number: keep it whole in __unfit.
-    if not math.isfinite(number) or number != value:
+    if isinstance(value, int) and number != value:
         return MISFIT
     return number
 

@@ -6,15 +6,14 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from app.contracts import Batch, BatchResult, RejectedRecord, TableTarget
+from app.contracts import Batch, BatchResult, Record, RejectedRecord, TableTarget
 from app.errors import WarehouseError
 from app.warehouses import ddl, naming, rows
 from app.warehouses.catalog import Catalog
 from app.warehouses.ddl import Flavor
 
-#: Errors about one row's data. Anything else (a lost connection, a missing table) is about
-#: the whole batch and must fail it, not reject its rows one by one.
-_ROW_ERRORS = (sa.exc.DataError, sa.exc.IntegrityError)
+#: The reason given for an earlier record of a batch that a later one with its id replaced.
+SUPERSEDED = "superseded: a later record in the same batch has the same id and was loaded instead"
 
 
 def load(
@@ -34,22 +33,28 @@ def load(
     # batch finds it (or waits for it) and changes nothing.
     if not catalog.claim_batch(conn, batch, target.write_to):
         return catalog.stored_batch(conn, batch)
-    table_rows: list[dict[str, Any]] = []
-    rejected: list[RejectedRecord] = []
-    for record in rows.dedupe(batch.records):
+    kept, superseded = rows.split_superseded(batch.records)
+    rejected = [RejectedRecord(rows.report_id(r), SUPERSEDED) for r in superseded]
+    pending: list[tuple[Record, dict[str, Any]]] = []
+    for record in kept:
         try:
-            table_rows.append(rows.to_row(record, target.columns, batch.run_id))
+            row = rows.to_row(
+                record, target.columns, batch.run_id,
+                exact_floats=flavor.exact_floats, allows_nul=flavor.allows_nul,
+            )
         except rows.UnstorableRecord as exc:
-            rejected.append(RejectedRecord(str(record.get("id")), str(exc)))
+            rejected.append(RejectedRecord(rows.report_id(record), rows.report_text(str(exc))))
+        else:
+            pending.append((record, row))
     table = ddl.data_table(flavor, target.write_to, target.columns)
     updated = [c.name for c in table.columns if c.name != naming.ID]
     upsert = flavor.upsert(table, [naming.ID], updated)
-    refused = _write(conn, upsert, table_rows)
+    refused = _write(conn, flavor, upsert, pending, target, batch.run_id)
     result = BatchResult(
         run_id=batch.run_id,
         table_id=batch.table.table_id,
         batch_no=batch.batch_no,
-        loaded=len(table_rows) - len(refused),
+        loaded=len(pending) - len(refused),
         rejected=tuple(rejected + refused),
     )
     catalog.settle_batch(conn, result)
@@ -57,28 +62,61 @@ def load(
 
 
 def _write(
-    conn: sa.Connection, upsert: sa.Insert, table_rows: list[dict[str, Any]]
+    conn: sa.Connection,
+    flavor: Flavor,
+    upsert: sa.Insert,
+    pending: list[tuple[Record, dict[str, Any]]],
+    target: TableTarget,
+    run_id: str,
 ) -> list[RejectedRecord]:
-    """Execute ``upsert`` for every row; returns the rows the database refused, with why."""
-    if not table_rows:
+    """Execute ``upsert`` for every row; returns the rows the database refused, with why.
+
+    The batch goes in one statement. If the database refuses a row, each row goes in its
+    own savepoint, so only the refused ones are left out; a row too large for the database
+    is tried once more with its fields packed into ``__unfit``.
+    """
+    if not pending:
         return []
     try:
         with conn.begin_nested():
-            conn.execute(upsert, table_rows)
+            conn.execute(upsert, [row for _, row in pending])
         return []
-    except _ROW_ERRORS:
-        pass  # Some row is refused: find which, one savepoint per row, and keep the others.
+    except sa.exc.DBAPIError as exc:
+        if not flavor.refuses_row(exc):
+            raise
     refused = []
-    for row in table_rows:
-        try:
-            with conn.begin_nested():
-                conn.execute(upsert, [row])
-        except _ROW_ERRORS as exc:
-            refused.append(RejectedRecord(row[naming.ID], _reason(exc)))
+    for record, row in pending:
+        error = _try_row(conn, flavor, upsert, row)
+        if error is not None and flavor.row_too_large(error):
+            try:
+                packed = rows.to_row(
+                    record, target.columns, run_id,
+                    exact_floats=flavor.exact_floats, allows_nul=flavor.allows_nul, packed=True,
+                )
+            except rows.UnstorableRecord:
+                pass  # a value fits its column but not JSON: report the size error
+            else:
+                error = _try_row(conn, flavor, upsert, packed)
+        if error is not None:
+            refused.append(RejectedRecord(rows.report_id(record), _reason(error)))
     return refused
+
+
+def _try_row(
+    conn: sa.Connection, flavor: Flavor, upsert: sa.Insert, row: dict[str, Any]
+) -> sa.exc.DBAPIError | None:
+    """Upsert one row in a savepoint; the error if the database refused the row's data."""
+    try:
+        with conn.begin_nested():
+            conn.execute(upsert, [row])
+    except sa.exc.DBAPIError as exc:
+        if not flavor.refuses_row(exc):
+            raise
+        return exc
+    return None
 
 
 def _reason(exc: sa.exc.DBAPIError) -> str:
     """The database's own one-line reason, without the statement or its parameters."""
     message = " ".join(str(exc.orig).split()) or type(exc.orig).__name__
-    return f"{type(exc.orig).__name__}: {message}"[:300]
+    return rows.report_text(f"{type(exc.orig).__name__}: {message}")

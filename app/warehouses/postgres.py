@@ -12,13 +12,19 @@ from sqlalchemy.types import TypeEngine
 
 from app.errors import ConfigurationError
 from app.settings import get_settings
-from app.warehouses import kinds, naming
+from app.warehouses import codec, kinds, naming
 from app.warehouses.base import Warehouse
 from app.warehouses.failures import masked_url, one_line
 
 #: Drivers accepted in WAREHOUSE_URL; all of them mean psycopg 3, the one installed.
 _DRIVERS: Final = frozenset({"postgresql", "postgres", "postgresql+psycopg"})
 CONNECT_TIMEOUT_SECONDS: Final = 10
+#: SQLSTATE class "program limit exceeded": a row, value or statement too large or too deep.
+#: Retrying cannot help, so it is never transient; for a row it rejects only that row.
+_LIMIT_CLASS: Final = "54"
+#: "row is too big": more than a page even after TOAST, as a row of hundreds of short
+#: values gets (each would need an 18-byte pointer to move out of line).
+_ROW_TOO_BIG: Final = "54000"
 
 _TYPES: Final[dict[str, TypeEngine[Any]]] = {
     kinds.TEXT: sa.Text(),
@@ -35,6 +41,8 @@ class PostgresWarehouse(Warehouse):
     """A warehouse in a PostgreSQL database; every table lives in ``schema`` (default ``raw``)."""
 
     backends = ("postgresql", "postgres")
+    exact_floats = True
+    allows_nul = False  # text, and JSONB strings, refuse U+0000
 
     def _normalise_url(self, url: sa.URL) -> sa.URL:
         if url.drivername not in _DRIVERS:
@@ -62,6 +70,7 @@ class PostgresWarehouse(Warehouse):
                 "application_name": "conveyor",
             },
             json_serializer=kinds.to_json_text,
+            json_deserializer=codec.from_json_text,
         )
 
     def type_for(self, kind: str) -> TypeEngine[Any]:
@@ -88,8 +97,19 @@ class PostgresWarehouse(Warehouse):
 
     def _is_transient(self, exc: sa.exc.DBAPIError) -> bool:
         # psycopg raises OperationalError for lost connections, server shutdowns,
-        # deadlocks and serialisation failures: all worth a retry.
+        # deadlocks and serialisation failures: all worth a retry. Also for program limits
+        # (a row too big, too many columns): never worth one.
+        if _sqlstate(exc).startswith(_LIMIT_CLASS):
+            return False
         return super()._is_transient(exc) or isinstance(exc, sa.exc.OperationalError)
+
+    def refuses_row(self, exc: sa.exc.DBAPIError) -> bool:
+        return super().refuses_row(exc) or _sqlstate(exc).startswith(_LIMIT_CLASS)
+
+    def row_too_large(self, exc: sa.exc.DBAPIError) -> bool:
+        # Also raised for an over-long index entry (a huge id), where packing fails again
+        # and the row is rejected with the database's reason.
+        return _sqlstate(exc) == _ROW_TOO_BIG
 
     def _diagnose(self, exc: sa.exc.DBAPIError) -> str:
         reason = one_line(str(exc.orig))
@@ -106,3 +126,7 @@ class PostgresWarehouse(Warehouse):
         if isinstance(exc, sa.exc.OperationalError):
             return f"is unreachable: {reason}; check the host and port and that PostgreSQL runs"
         return f"cannot be used: {reason}"
+
+
+def _sqlstate(exc: sa.exc.DBAPIError) -> str:
+    return str(getattr(exc.orig, "sqlstate", None) or "")

@@ -3,28 +3,53 @@
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, Final
 
 from app.contracts import Column, Record
 from app.warehouses import kinds, naming
+
+#: The longest reason (and reported id) kept for a rejected record: reports stay one line.
+MAX_REPORT_CHARS: Final = 300
 
 
 class UnstorableRecord(ValueError):
     """A record that no column (not even ``__unfit``) can hold; the message is the reason."""
 
 
-def to_row(record: Record, columns: Sequence[Column], run_id: str) -> dict[str, Any]:
+def to_row(
+    record: Record,
+    columns: Sequence[Column],
+    run_id: str,
+    *,
+    exact_floats: bool = True,
+    allows_nul: bool = True,
+    packed: bool = False,
+) -> dict[str, Any]:
     """The row that stores ``record`` in a table with ``columns``.
 
     A None value counts as absent. A value that does not fit its column's kind, and every
     field the table has no column for, goes to ``__unfit`` as ``{field name: value}``.
 
+    Args:
+        record: The source record.
+        columns: The table's field columns.
+        run_id: The run writing the row.
+        exact_floats: Whether a number column keeps NaN and -0.0 (PostgreSQL's does; SQLite
+            makes NaN NULL and -0.0 zero, so there they go to ``__unfit``).
+        allows_nul: Whether text and JSON may hold NUL characters (not on PostgreSQL).
+        packed: Put every field in ``__unfit`` and leave the field columns NULL: for a
+            record too wide for one database row.
+
     Raises:
-        UnstorableRecord: the record has no string id, a createdTime that is not a timestamp,
-            or a value that is neither JSON nor valid unicode.
+        UnstorableRecord: the record is not an object, has no string id, a createdTime that
+            is not a timestamp, or a value that is neither JSON nor valid unicode, or holds
+            a NUL character where ``allows_nul`` is False.
     """
+    if not isinstance(record, Mapping):
+        raise UnstorableRecord(f"a record must be an object, not {type(record).__name__}")
     record_id = record.get("id")
     if not isinstance(record_id, str) or not record_id:
         raise UnstorableRecord(f"record id must be a non-empty string, not {record_id!r}")
@@ -38,25 +63,62 @@ def to_row(record: Record, columns: Sequence[Column], run_id: str) -> dict[str, 
     }
     unfit: dict[str, Any] = {}
     for col in columns:
-        value = fields.get(col.field_name)
+        value = None if packed else fields.get(col.field_name)
         if value is None:
-            row[col.column] = False if col.source_type == kinds.CHECKBOX else None
+            # Airtable omits an unticked checkbox; only a boolean column can say False.
+            absent_false = col.source_type == kinds.CHECKBOX and col.kind == kinds.BOOLEAN
+            row[col.column] = False if absent_false and not packed else None
             continue
         stored = kinds.to_column(col.kind, value)
+        if stored is not kinds.MISFIT and not exact_floats and col.kind == kinds.NUMBER:
+            stored = stored if _exact_everywhere(stored) else kinds.MISFIT
         if stored is kinds.MISFIT:
             unfit[col.field_name] = value
             stored = None
         row[col.column] = stored
-    mapped = {col.field_name for col in columns}
+    mapped = set() if packed else {col.field_name for col in columns}
     unfit.update((k, v) for k, v in fields.items() if k not in mapped and v is not None)
     row[naming.UNFIT] = unfit or None
-    _check_storable(record_id, fields, unfit)
+    _check_storable(record_id, fields, unfit, allows_nul=allows_nul)
     return row
 
 
-def dedupe(records: Iterable[Record]) -> list[Record]:
-    """``records`` with one record per id, the last one winning (an upsert touches a row once)."""
-    return list({record.get("id"): record for record in records}.values())
+def split_superseded(records: Iterable[Record]) -> tuple[list[Record], list[Record]]:
+    """``records`` with one record per id, the last one winning, and the earlier copies.
+
+    An upsert touches a row once, so of several records with the same id in one batch only
+    the last is written; the others are returned so they can be reported, not lost.
+    """
+    latest: dict[Any, Record] = {}
+    superseded: list[Record] = []
+    for record in records:
+        record_id = record.get("id") if isinstance(record, Mapping) else None
+        # Only string ids can be stored; any other record is its own entry (and rejected).
+        key: Any = record_id if isinstance(record_id, str) else object()
+        if key in latest:
+            superseded.append(latest.pop(key))
+        latest[key] = record
+    return list(latest.values()), superseded
+
+
+def report_id(record: Any) -> str:
+    """The id to report ``record`` under: its id, or the id's repr if no catalog could hold it.
+
+    A repr is used for a missing or non-string id, and for one with a NUL character or a
+    lone surrogate (neither PostgreSQL nor UTF-8 can hold those).
+    """
+    value = record.get("id") if isinstance(record, Mapping) else None
+    if isinstance(value, str) and "\x00" not in value and _encodable(value):
+        return value[:MAX_REPORT_CHARS]
+    return repr(value)[:MAX_REPORT_CHARS]
+
+
+def report_text(text: str) -> str:
+    """``text`` as one storable line: whitespace runs made one space, NUL and lone
+    surrogates escaped, at most ``MAX_REPORT_CHARS`` characters."""
+    line = " ".join(text.split()).replace("\x00", "\\x00")
+    line = line.encode("utf-8", "backslashreplace").decode("utf-8")
+    return line[:MAX_REPORT_CHARS]
 
 
 def to_record(row: Mapping[Any, Any], columns: Sequence[Column]) -> Record:
@@ -78,6 +140,19 @@ def to_record(row: Mapping[Any, Any], columns: Sequence[Column]) -> Record:
     return record
 
 
+def _exact_everywhere(number: float) -> bool:
+    """Whether every database's double precision column gives ``number`` back as it was."""
+    return not math.isnan(number) and not (number == 0.0 and math.copysign(1.0, number) < 0)
+
+
+def _encodable(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def _created_time(value: Any) -> datetime | None:
     if value is None:
         return None
@@ -88,14 +163,42 @@ def _created_time(value: Any) -> datetime | None:
     return stored
 
 
-def _check_storable(record_id: str, fields: Mapping[str, Any], unfit: dict[str, Any]) -> None:
-    """Fail on what the driver would raise outside its error classes, failing the whole batch."""
+def _check_storable(
+    record_id: str, fields: Mapping[str, Any], unfit: dict[str, Any], *, allows_nul: bool
+) -> None:
+    """Fail on what the driver would raise outside its error classes, failing the whole batch,
+    and on NUL characters where the database refuses them (with a clearer reason)."""
     try:
         kinds.to_json_text(unfit)
     except (TypeError, ValueError) as exc:
         raise UnstorableRecord(f"a field holds a value JSON cannot represent: {exc}") from None
     try:
         record_id.encode("utf-8")
-        json.dumps(fields, ensure_ascii=False, default=str).encode("utf-8")
+        text = json.dumps(fields, ensure_ascii=False, default=str)
+        text.encode("utf-8")
     except UnicodeEncodeError as exc:
         raise UnstorableRecord(f"a field is not valid unicode: {exc.reason}") from None
+    except RecursionError:
+        raise UnstorableRecord("a field is nested too deeply to store") from None
+    # json writes NUL as \u0000; a literal backslash-u0000 in the text is a false alarm
+    # that the walk below clears.
+    if allows_nul or ("\x00" not in record_id and "\\u0000" not in text):
+        return
+    if "\x00" in record_id:
+        raise UnstorableRecord("the record id holds a NUL character (\\x00)")
+    for name, value in fields.items():
+        if "\x00" in name or _holds_nul(value):
+            raise UnstorableRecord(
+                f"field {report_text(repr(name))} holds a NUL character (\\x00), which"
+                " PostgreSQL cannot store in text or JSON"
+            )
+
+
+def _holds_nul(value: Any) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, Mapping):
+        return any("\x00" in str(k) or _holds_nul(v) for k, v in value.items())
+    if isinstance(value, list | tuple):
+        return any(_holds_nul(item) for item in value)
+    return False

@@ -14,7 +14,7 @@ from sqlalchemy.pool import StaticPool
 from sqlalchemy.types import TypeEngine
 
 from app.errors import ConfigurationError
-from app.warehouses import kinds
+from app.warehouses import codec, kinds
 from app.warehouses.base import READ_ONLY_OPTION, Warehouse
 from app.warehouses.failures import one_line
 
@@ -54,10 +54,14 @@ class SQLiteWarehouse(Warehouse):
     """A warehouse in one SQLite file (default ``sqlite:///data/warehouse.db``).
 
     SQLite has no schemas, so ``schema`` is ignored. Timestamps are stored as naive UTC.
+    A NaN or -0.0 in a number field is kept in ``__unfit`` (a REAL column loses both).
     A writer waits up to 30 s for another one (``?timeout=SECONDS`` in the URL changes it).
     """
 
     backends = ("sqlite",)
+    # A REAL column makes NaN NULL and -0.0 zero: those go to __unfit. Text keeps NUL.
+    exact_floats = False
+    allows_nul = True
 
     def _create_engine(self) -> sa.Engine:
         in_memory = self.url.database in (None, "", ":memory:")
@@ -67,6 +71,7 @@ class SQLiteWarehouse(Warehouse):
             self.url,
             connect_args=timeout,
             json_serializer=kinds.to_json_text,
+            json_deserializer=codec.from_json_text,
             # One shared connection, or each connection would get its own empty database.
             poolclass=StaticPool if in_memory else None,
         )

@@ -182,7 +182,7 @@ def test_a_replayed_batch_changes_nothing(open_warehouse):
     assert warehouse.loaded_batches("run-1", TYPED.table.table_id) == {0: 3}
 
 
-def test_duplicate_ids_in_one_batch_last_one_wins(warehouse):
+def test_duplicate_ids_in_one_batch_last_one_wins_and_the_earlier_is_reported(warehouse):
     records = [
         {"id": "dup", "fields": {"Name": "first"}},
         {"id": "other", "fields": {"Name": "x"}},
@@ -190,7 +190,9 @@ def test_duplicate_ids_in_one_batch_last_one_wins(warehouse):
     ]
     target = warehouse.prepare_table(detect_schema(TYPED, []), run_id="run-1", replace=False)
     result = warehouse.load_batch(target, Batch("run-1", TYPED.table, 0, records))
-    assert (result.loaded, result.rejected) == (2, ())
+    assert result.loaded == 2
+    assert [(r.record_id, r.reason.split(":")[0]) for r in result.rejected] == [("dup", "superseded")]
+    assert result.loaded + len(result.rejected) == len(records)
     back = by_id(list(warehouse.read_records(TYPED.table)))
     assert back["dup"]["fields"] == {"Name": "last"}
     assert len(back) == 2

@@ -21,8 +21,33 @@ def same_value(expected: Any, actual: Any) -> bool:
     if isinstance(expected, bool) or isinstance(actual, bool):
         return expected is actual
     if isinstance(expected, int | float) and isinstance(actual, int | float | Decimal):
+        if _is_nan(expected) or _is_nan(actual):
+            return _is_nan(expected) and _is_nan(actual)
         return math.isclose(float(expected), float(actual), rel_tol=1e-12, abs_tol=0.0)
-    return bool(expected == actual)
+    if expected == actual:
+        return True
+    # Containers holding NaN (never == itself) or numbers PostgreSQL's JSONB gives back as
+    # another type (1e+308 as the int 10**308): compare element by element.
+    if isinstance(expected, list) and isinstance(actual, list):
+        return len(expected) == len(actual) and all(map(same_value, expected, actual))
+    if isinstance(expected, dict) and isinstance(actual, dict):
+        return expected.keys() == actual.keys() and all(
+            same_value(value, actual[key]) for key, value in expected.items()
+        )
+    return False
+
+
+def _is_nan(value: Any) -> bool:
+    return isinstance(value, float | Decimal) and math.isnan(value)
+
+
+def same_float(expected: float, actual: Any) -> bool:
+    """Whether ``actual`` is exactly the float ``expected``: NaN as NaN, -0.0 as -0.0."""
+    if not isinstance(actual, float):
+        return False
+    if math.isnan(expected):
+        return math.isnan(actual)
+    return actual == expected and math.copysign(1.0, actual) == math.copysign(1.0, expected)
 
 
 def differences(source_records: list[dict[str, Any]], landed: list[dict[str, Any]]) -> list[str]:
