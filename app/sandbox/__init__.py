@@ -2,6 +2,7 @@
 
 from app.sandbox.config import SandboxConfig, SandboxStats
 from app.sandbox.generate import FIELD_TYPES, build_base, hostile_table_names
+from app.sandbox.hostile import build_hostile_base, rename_and_retype
 from app.sandbox.model import SandboxBase, SandboxField, SandboxTable
 from app.sandbox.server import Sandbox, run_sandbox, serve_forever
 
@@ -14,7 +15,9 @@ __all__ = [
     "SandboxStats",
     "SandboxTable",
     "build_base",
+    "build_hostile_base",
     "hostile_table_names",
+    "rename_and_retype",
     "run_sandbox",
     "serve_forever",
 ]
