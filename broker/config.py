@@ -8,7 +8,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from app.settings import Settings
-from broker import policies
+from broker import policies, serialization
 from broker.queues import LOAD, QUEUES
 from broker.routing import TASK_ROUTES
 
@@ -57,10 +57,12 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "result_backend_transport_options": dict(transport),
         "broker_connection_retry_on_startup": True,
         # Pickle lets anyone who can write to the broker run code in the workers.
-        "task_serializer": "json",
-        "result_serializer": "json",
-        "accept_content": ["json"],
-        "result_accept_content": ["json"],
+        # JSON only; conveyor-json is plain JSON that leaves record data alone (see
+        # broker/serialization.py), "json" stays accepted for Celery's own messages.
+        "task_serializer": serialization.NAME,
+        "result_serializer": serialization.NAME,
+        "accept_content": [serialization.NAME, "json"],
+        "result_accept_content": [serialization.NAME, "json"],
         "task_queues": QUEUES,
         "task_default_queue": LOAD,
         "task_default_exchange": "conveyor",

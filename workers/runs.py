@@ -26,18 +26,25 @@ def finish_run(
     and let the next run of this workflow start."""
     status = status_store()
     host, queue = where(self)
-    store = build_warehouse(warehouse)
+    errors: list[str] = []
+    try:
+        store = build_warehouse(warehouse)
+    except ConveyorError as exc:  # e.g. an unregistered warehouse: the run still ends, failed
+        store, errors = None, [str(exc)]
     for result in results:
-        if result.get("state") != "ok" and "target" in result:
-            store.abort_table(TableTarget.from_json(result["target"]))
+        if store is not None and result.get("state") != "ok" and "target" in result:
+            try:
+                store.abort_table(TableTarget.from_json(result["target"]))
+            except ConveyorError as exc:  # a leftover staging table must not keep the run open
+                errors.append(f"staging table not dropped: {exc}")
     states = {r.get("state", "ok") for r in results}
     if status.is_cancelled(run_id):
         state = "cancelled"
-    elif states - {"ok"}:
+    elif states - {"ok"} or store is None:
         state = "failed"
     else:
         state = "succeeded"
-    errors = [r["error"] for r in results if r.get("error")]
+    errors += [r["error"] for r in results if r.get("error")]
     status.set_state(run_id, state, error="; ".join(errors) if errors else None)
     status.record_step(run_id, "finish_run", table_id=None, batch_no=None, hostname=host,
                        queue=queue, state="succeeded")
@@ -45,7 +52,8 @@ def finish_run(
         overlap_guard().release(guard, run_id)
     report = status.get(run_id) or {"run_id": run_id}
     try:
-        store.record_run(_history_row(report))
+        if store is not None:
+            store.record_run(_history_row(report))
     except ConveyorError as exc:
         log.error("run %s finished but its history row was not written: %s", run_id, exc)
     return {"run_id": run_id, "state": state}

@@ -69,9 +69,9 @@ class AirtableExtractor(TabularExtractor):
             max_attempts=settings.airtable_max_attempts,
             on_wait=on_wait,
         )
-        timeout = settings.airtable_timeout_seconds
+        timeout = max(int(settings.airtable_timeout_seconds), 1)
         self.api = Api(api_key, endpoint_url=self.api_url, retry_strategy=None,
-                       timeout=(min(timeout, 10.0), timeout))
+                       timeout=(min(timeout, 10), timeout))
         self.api.session = self.session
         self.api.api_key = api_key  # puts the bearer header on our session
         self._tables_meta: list[dict[str, Any]] | None = None

@@ -57,7 +57,7 @@ class RateLimitedSession(requests.Session):
         self.on_wait = on_wait
         self.rate_limited = 0
 
-    def request(self, method: str | bytes, url: str | bytes, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]
+    def request(self, method: str | bytes, url: str | bytes, *args: Any, **kwargs: Any) -> Any:
         retrying = Retrying(
             retry=retry_if_exception_type(
                 (requests.ConnectionError, requests.Timeout, _ServerError)
@@ -82,7 +82,8 @@ class RateLimitedSession(requests.Session):
             waited = self.limiter.acquire(self.base_key)
             if waited > 0.5 and self.on_wait:
                 self.on_wait("rate limit", waited)
-            response = super().request(method, url, *args, **kwargs)
+            response = super().request(str(method, "ascii") if isinstance(method, bytes) else method,
+                                       url, *args, **kwargs)
             if response.status_code == 429:
                 self.rate_limited += 1
                 log.warning("Airtable answered 429 for base %s; waiting %.0f s",

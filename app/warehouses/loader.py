@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Any
 
 import sqlalchemy as sa
 
-from app.contracts import Batch, BatchResult, Record, RejectedRecord, TableTarget
+from app.contracts import Batch, BatchResult, Column, Record, RejectedRecord, TableTarget
 from app.errors import WarehouseError
 from app.warehouses import ddl, naming, rows
 from app.warehouses.catalog import Catalog
@@ -46,9 +47,7 @@ def load(
             rejected.append(RejectedRecord(rows.report_id(record), rows.report_text(str(exc))))
         else:
             pending.append((record, row))
-    table = ddl.data_table(flavor, target.write_to, target.columns)
-    updated = [c.name for c in table.columns if c.name != naming.ID]
-    upsert = flavor.upsert(table, [naming.ID], updated)
+    upsert = _upsert_for(flavor, target.write_to, target.columns)  # type: ignore[arg-type]  # warehouses hash by identity
     refused = _write(conn, flavor, upsert, pending, target, batch.run_id)
     result = BatchResult(
         run_id=batch.run_id,
@@ -59,6 +58,15 @@ def load(
     )
     catalog.settle_batch(conn, result)
     return result
+
+
+@lru_cache(maxsize=32)
+def _upsert_for(flavor: Flavor, name: str, columns: tuple[Column, ...]) -> sa.Insert:
+    """The upsert of one table layout, built once: a fresh statement per batch would miss
+    SQLAlchemy's compiled cache every time and grow it with each batch."""
+    table = ddl.data_table(flavor, name, columns)
+    updated = [c.name for c in table.columns if c.name != naming.ID]
+    return flavor.upsert(table, [naming.ID], updated)
 
 
 def _write(

@@ -85,7 +85,7 @@ class ETLWorkflow(Workflow):
             return None
         return arg if isinstance(arg, type) else type(arg)
 
-    def run(  # type: ignore[override]
+    def run(
         self,
         drop_tables: bool = False,
         *,

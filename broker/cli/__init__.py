@@ -10,7 +10,9 @@ import typer
 from app.errors import ConveyorError
 from broker.cli import demo, local, remote, schedules
 
-cli = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
+# Locals in a traceback could include a URL with its password.
+cli = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__,
+                  pretty_exceptions_show_locals=False)
 local.register(cli)
 remote.register(cli)
 demo.register(cli)

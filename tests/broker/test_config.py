@@ -7,8 +7,8 @@ from broker.routing import queue_of
 
 def test_json_only_and_safe_delivery():
     config = celery_config(Settings())
-    assert config["accept_content"] == ["json"]
-    assert config["task_serializer"] == config["result_serializer"] == "json"
+    assert config["accept_content"] == ["conveyor-json", "json"]
+    assert config["task_serializer"] == config["result_serializer"] == "conveyor-json"
     assert config["task_acks_late"] and config["task_reject_on_worker_lost"]
     assert config["worker_prefetch_multiplier"] == 1
     transport = config["broker_transport_options"]

@@ -55,8 +55,8 @@ def test_an_unparseable_url_is_not_echoed():
 
 def test_workers_and_producers_accept_json_only():
     config = celery_config(Settings())
-    assert config["accept_content"] == config["result_accept_content"] == ["json"]
-    assert config["task_serializer"] == config["result_serializer"] == "json"
+    assert config["accept_content"] == config["result_accept_content"] == ["conveyor-json", "json"]
+    assert config["task_serializer"] == config["result_serializer"] == "conveyor-json"
     assert "pickle" not in repr(config).lower()
 
 

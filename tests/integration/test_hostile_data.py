@@ -213,12 +213,6 @@ def test_the_hostile_base_on_workers_reports_every_record(backend, tmp_path, pg_
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    strict=True,
-    reason="kombu's JSON decoder turns {'__type__', '__value__'} objects into Python types, or"
-    " refuses the whole message (the run then never finishes); needs a plain-JSON serializer"
-    " in broker/ (see the hostile-data report)",
-)
 def test_values_shaped_like_kombu_type_markers_cross_the_broker_as_data(tmp_path):
     from broker.producer import enqueue
 

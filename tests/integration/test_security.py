@@ -421,10 +421,6 @@ def test_messages_can_only_name_registered_classes(tmp_path):
     assert not tripwire.exists(), tripwire.read_text()
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "workers/runs.py finish_run builds the warehouse before deciding the run's state: an unknown "
-    "(or unbuildable) warehouse raises there and the run stays 'running' until the watchdog "
-    "fails it as stalled"))
 def test_a_run_naming_an_unregistered_warehouse_ends_failed_with_the_reason(tmp_path):
     url = f"sqlite:///{tmp_path / 'warehouse.db'}"
     with running_stack({"Clients": 10}, SQLiteWarehouse(url), {"WAREHOUSE_URL": url},
