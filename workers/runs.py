@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from typing import Any
 
@@ -15,6 +16,8 @@ from workers.context import build_warehouse, overlap_guard, status_store
 from workers.steps import where
 
 log = logging.getLogger(__name__)
+
+RESULT_IN_STATUS_MAX = 64 * 1024
 
 
 @celery_app.task(name="conveyor.finish_run", bind=True, max_retries=5)
@@ -100,7 +103,11 @@ class ConveyorCancelled(ConveyorError):
 @celery_app.task(name="conveyor.finish_steps", bind=True)
 def finish_steps(self: Task, previous: Any, run_id: str, guard: str | None = None) -> Any:
     """The end of a generic workflow's chain: the run succeeded with the last step's result."""
-    status_store().set_state(run_id, "succeeded")
+    store = status_store()
+    encoded = json.dumps(previous, default=str)
+    # The last step's result is kept with the status when small; a big one stays a task result.
+    store.update_run(run_id, result=encoded if len(encoded) <= RESULT_IN_STATUS_MAX else "")
+    store.set_state(run_id, "succeeded")
     if guard:
         overlap_guard().release(guard, run_id)
     return previous
