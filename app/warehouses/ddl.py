@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Protocol
 
 import sqlalchemy as sa
@@ -50,6 +50,22 @@ class Flavor(Protocol):
     def row_too_large(self, exc: sa.exc.DBAPIError) -> bool:
         """Whether ``exc`` says a row is too large for the database as it was laid out."""
         ...
+
+
+def on_conflict_upsert(
+    insert: Callable[[sa.Table], Any], table: sa.Table, keys: Sequence[str], update: Sequence[str]
+) -> sa.Insert:
+    """``INSERT … ON CONFLICT (keys) DO UPDATE SET update = excluded.update`` with the dialect's
+    ``insert`` construct (SQLite's and PostgreSQL's share this form)."""
+    stmt = insert(table)
+    if not update:
+        result: sa.Insert = stmt.on_conflict_do_nothing(index_elements=list(keys))
+        return result
+    excluded = stmt.excluded
+    result = stmt.on_conflict_do_update(
+        index_elements=list(keys), set_={name: excluded[name] for name in update}
+    )
+    return result
 
 
 def data_table(flavor: Flavor, name: str, columns: Iterable[Column]) -> sa.Table:

@@ -12,7 +12,7 @@ from sqlalchemy.types import TypeEngine
 
 from app.errors import ConfigurationError
 from app.settings import get_settings
-from app.warehouses import codec, kinds, naming
+from app.warehouses import codec, ddl, kinds, naming
 from app.warehouses.base import Warehouse
 from app.warehouses.failures import masked_url, one_line
 
@@ -77,13 +77,7 @@ class PostgresWarehouse(Warehouse):
         return _TYPES[kind]
 
     def upsert(self, table: sa.Table, keys: Sequence[str], update: Sequence[str]) -> sa.Insert:
-        stmt = postgresql.insert(table)
-        if not update:
-            return stmt.on_conflict_do_nothing(index_elements=list(keys))
-        excluded = stmt.excluded
-        return stmt.on_conflict_do_update(
-            index_elements=list(keys), set_={name: excluded[name] for name in update}
-        )
+        return ddl.on_conflict_upsert(postgresql.insert, table, keys, update)
 
     def lock_catalog(self, conn: sa.Connection) -> None:
         # Two processes preparing tables at once would both pick the same free name, and

@@ -14,7 +14,7 @@ from sqlalchemy.pool import StaticPool
 from sqlalchemy.types import TypeEngine
 
 from app.errors import ConfigurationError
-from app.warehouses import codec, kinds
+from app.warehouses import codec, ddl, kinds
 from app.warehouses.base import READ_ONLY_OPTION, Warehouse
 from app.warehouses.failures import one_line
 
@@ -83,13 +83,7 @@ class SQLiteWarehouse(Warehouse):
         return _TYPES[kind]
 
     def upsert(self, table: sa.Table, keys: Sequence[str], update: Sequence[str]) -> sa.Insert:
-        stmt = sqlite.insert(table)
-        if not update:
-            return stmt.on_conflict_do_nothing(index_elements=list(keys))
-        excluded = stmt.excluded
-        return stmt.on_conflict_do_update(
-            index_elements=list(keys), set_={name: excluded[name] for name in update}
-        )
+        return ddl.on_conflict_upsert(sqlite.insert, table, keys, update)
 
     def _prepare_location(self) -> None:
         database = self.url.database

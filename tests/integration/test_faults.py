@@ -23,6 +23,7 @@ from tests.conftest import TEST_PG_URL
 from tests.support.compare import differences
 from tests.support.redis_server import PersistentRedis
 from tests.support.stack import running_stack
+from tests.support.waiting import wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -31,14 +32,6 @@ ORDERS = 20000
 FAULT_ENV = {"CONVEYOR_VISIBILITY_TIMEOUT_SECONDS": "30"}
 
 
-def wait_for(predicate, timeout, what):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def orders_of(stack):

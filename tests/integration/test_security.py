@@ -35,6 +35,7 @@ from tests.support.leaks import leaks
 from tests.support.redis_servers import make_tls_files, password_redis, tls_redis
 from tests.support.stack import running_stack
 from tests.support.traffic import BrokerTap, scan_values
+from tests.support.waiting import wait_for
 from tests.support.workers import ROOT, BeatProcess, WorkerProcess
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -59,14 +60,6 @@ def shown(result: Any) -> str:
     return f"$ {shlex.join(result.args[3:])}\n{result.stdout}\n{result.stderr}"
 
 
-def wait_for(predicate: Any, timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.2)
-    raise AssertionError(f"{what}: not within {timeout} s")
 
 
 def etl_spec(run_id: str, extractor: str, warehouse: str | None = None) -> dict[str, Any]:
