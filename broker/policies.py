@@ -32,6 +32,11 @@ RETRY_JITTER = True
 #: How long finish_table waits (polling) for the load workers to finish a table's batches.
 FINISH_POLL_SECONDS = 1.0
 FINISH_MAX_WAIT_SECONDS = 3600
+#: A batch still missing after this long with no batch loaded at all was lost on its way:
+#: kombu's Redis transport pops a message before it records it as unacknowledged, so a worker
+#: killed in between loses it for good. The table is then extracted again in a new epoch.
+LOST_BATCH_SECONDS = 2 * VISIBILITY_TIMEOUT + 20
+MAX_REEXTRACTS = 3
 
 #: How often a run queued behind another run of the same workflow checks whether it may start.
 QUEUED_RUN_POLL_SECONDS = 5

@@ -2,7 +2,12 @@
 
 from broker.queues import EXTRACT, LOAD
 
-EXTRACT_TASKS = ("conveyor.plan_run", "conveyor.fetch_schema", "conveyor.extract_table")
+EXTRACT_TASKS = (
+    "conveyor.plan_run",
+    "conveyor.fetch_schema",
+    "conveyor.extract_table",
+    "conveyor.reextract_table",
+)
 LOAD_TASKS = (
     "conveyor.detect_schema",
     "conveyor.create_table",

@@ -131,6 +131,11 @@ class RunStatus:
         self.r.hset(key, mapping={k: v for k, v in fields.items() if v is not None})
         self._touch(key)
 
+    def extraction(self, run_id: str, table_id: str) -> dict[str, Any] | None:
+        """The last finished extraction of a table: its epoch, first batch and batch count."""
+        value = self.r.hget(self._table(run_id, table_id), "extraction")
+        return json.loads(value) if value else None
+
     def table_state(self, run_id: str, table_id: str) -> str | None:
         value = self.r.hget(self._table(run_id, table_id), "state")
         return str(value) if value is not None else None

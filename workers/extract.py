@@ -18,7 +18,7 @@ from broker.canvases import etl_run_canvas
 from broker.celery_app import celery_app
 from broker.status import TERMINAL
 from workers.context import build_extractor, keep_alive, overlap_guard, status_store
-from workers.payload import ended, run_id_of, table_of
+from workers.payload import EPOCH_SIZE, ended, run_id_of, table_of
 from workers.steps import table_step, where
 
 
@@ -104,11 +104,6 @@ def _bounded(records: list[Any]) -> list[Any]:
     return kept
 
 
-# A listing restarted from scratch (its cursor expired) numbers its batches from a new epoch,
-# so they can never be mistaken for the batches of the abandoned listing.
-EPOCH_SIZE = 1_000_000
-
-
 @table_step("extract_table")
 def extract_table(task: Task, payload: dict[str, Any]) -> dict[str, Any]:
     """Page the table and send each bounded batch to the load queue as soon as it is fetched.
@@ -116,6 +111,16 @@ def extract_table(task: Task, payload: dict[str, Any]) -> dict[str, Any]:
     After EXTRACT_SLICE_SECONDS the task hands over to a follow-up task (the same task re-sent
     with the listing's cursor), so no task runs long and a killed worker loses little.
     """
+    return _extract(task, payload)
+
+
+@table_step("reextract_table")
+def reextract_table(task: Task, payload: dict[str, Any]) -> dict[str, Any]:
+    """Extract the table again in a new batch epoch, for a finish_table that lost batches."""
+    return _extract(task, payload)
+
+
+def _extract(task: Task, payload: dict[str, Any]) -> dict[str, Any]:
     from workers.load import load_batch
 
     settings = get_settings()
@@ -163,6 +168,8 @@ def extract_table(task: Task, payload: dict[str, Any]) -> dict[str, Any]:
         raise task.retry(args=({**payload, "progress": restart},), countdown=0,
                          max_retries=policies.UNBOUNDED) from None
     first_batch = progress["epoch"] * EPOCH_SIZE
-    return {"ctx": payload["ctx"], "target": payload["target"], "state": "ok",
-            "first_batch": first_batch, "batches": progress["next_batch"] - first_batch,
+    extraction = {"epoch": progress["epoch"], "first_batch": first_batch,
+                  "batches": progress["next_batch"] - first_batch}
+    status.update_table(run_id, table.table_id, extraction=json.dumps(extraction))
+    return {"ctx": payload["ctx"], "target": payload["target"], "state": "ok", **extraction,
             "fetched": progress["fetched"], "extracted_at": time.time()}

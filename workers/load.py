@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from typing import Any
 
@@ -13,8 +14,10 @@ from app.workflows import etl_steps
 from broker import policies
 from broker.celery_app import celery_app
 from workers.context import build_warehouse, status_store
-from workers.payload import ended, run_id_of, table_of
+from workers.payload import EPOCH_SIZE, ended, run_id_of, table_of
 from workers.steps import backoff, table_step, where
+
+log = logging.getLogger(__name__)
 
 
 def _warehouse_for(payload: dict[str, Any]) -> Any:
@@ -86,18 +89,52 @@ def finish_table(task: Task, payload: dict[str, Any]) -> dict[str, Any]:
     if status.table_state(run_id, table.table_id) == "failed":
         warehouse.abort_table(target)
         return ended(payload, "failed", _table_error(run_id, table.table_id))
+    awaiting = payload.get("awaiting_epoch")
+    if awaiting is not None:
+        extraction = status.extraction(run_id, table.table_id)
+        if not extraction or extraction["epoch"] != awaiting:
+            raise task.retry(countdown=policies.FINISH_POLL_SECONDS, max_retries=policies.UNBOUNDED)
+        payload = {**payload, **extraction, "awaiting_epoch": None, "seen_at": time.time()}
     loaded = warehouse.loaded_batches(run_id, table.table_id)
     first = payload.get("first_batch", 0)
     missing = [n for n in range(first, first + payload["batches"]) if n not in loaded]
     if missing:
-        waited = time.time() - payload["extracted_at"]
-        if waited > policies.FINISH_MAX_WAIT_SECONDS:
-            warehouse.abort_table(target)
-            raise WarehouseError(f"batches {missing[:5]} never loaded after {waited:.0f} s")
-        raise task.retry(countdown=policies.FINISH_POLL_SECONDS, max_retries=policies.UNBOUNDED)
+        raise _wait_or_reextract(task, payload, len(loaded), target, warehouse, missing)
     etl_steps.finish_table(warehouse, target)
     status.update_table(run_id, table.table_id, state="succeeded")
     return {"ctx": payload["ctx"], "state": "ok", "loaded": sum(loaded.values())}
+
+
+def _wait_or_reextract(
+    task: Task, payload: dict[str, Any], loaded_count: int, target: TableTarget, warehouse: Any,
+    missing: list[int],
+) -> Exception:
+    """Poll again; if batches stopped arriving long ago, extract the table again first."""
+    from workers.extract import reextract_table
+
+    now = time.time()
+    seen_at = payload.get("seen_at") or payload["extracted_at"]
+    if loaded_count != payload.get("seen_loaded"):
+        seen_at = now
+    waited = now - payload["extracted_at"]
+    if waited > policies.FINISH_MAX_WAIT_SECONDS:
+        warehouse.abort_table(target)
+        return WarehouseError(f"batches {missing[:5]} never loaded after {waited:.0f} s")
+    update: dict[str, Any] = {"seen_loaded": loaded_count, "seen_at": seen_at}
+    reextracts = int(payload.get("reextracts", 0))
+    if now - seen_at > policies.LOST_BATCH_SECONDS and reextracts < policies.MAX_REEXTRACTS:
+        run_id, table = run_id_of(payload), table_of(payload)
+        epoch = payload["first_batch"] // EPOCH_SIZE + 1
+        log.warning("table %s: batches %s lost on the way to the load workers; extracting it "
+                    "again (epoch %d)", table.name, missing[:5], epoch)
+        status_store().reset_table_counts(run_id, table.table_id)
+        restart = {"cursor": None, "next_batch": epoch * EPOCH_SIZE, "epoch": epoch, "fetched": 0,
+                   "stalls": 0}
+        reextract_table.apply_async(({"ctx": payload["ctx"], "target": payload["target"],
+                                      "state": "ok", "progress": restart},))
+        update.update(awaiting_epoch=epoch, reextracts=reextracts + 1, seen_at=now)
+    return task.retry(args=({**payload, **update},), countdown=policies.FINISH_POLL_SECONDS,
+                      max_retries=policies.UNBOUNDED)
 
 
 def _table_error(run_id: str, table_id: str) -> str:

@@ -6,6 +6,11 @@ from typing import Any
 
 from app.contracts import TableRef
 
+# A listing started again from scratch (its cursor expired, or batches were lost on the way
+# to the load workers) numbers its batches from a new epoch, so they can never be mistaken
+# for the batches of the abandoned listing.
+EPOCH_SIZE = 1_000_000
+
 
 def table_of(payload: dict[str, Any]) -> TableRef:
     return TableRef.from_json(payload["ctx"]["table"])
