@@ -16,8 +16,6 @@ from pathlib import Path
 
 import redis
 
-from app.redact import mask_url
-
 
 def redis_answers(url: str) -> bool:
     """Whether a Redis server answers PING at ``url``."""
@@ -101,7 +99,3 @@ def _wait_ready(queues: tuple[str, ...], log_dir: Path, procs: list[subprocess.P
         if time.monotonic() > deadline:
             raise RuntimeError(f"workers {sorted(pending)} did not start within 60 s")
         time.sleep(0.2)
-
-
-def describe(url: str) -> str:
-    return mask_url(url)

@@ -136,9 +136,18 @@ class RunStatus:
         value = self.r.hget(self._table(run_id, table_id), "extraction")
         return json.loads(value) if value else None
 
-    def table_state(self, run_id: str, table_id: str) -> str | None:
-        value = self.r.hget(self._table(run_id, table_id), "state")
+    def run_state(self, run_id: str) -> str | None:
+        """The run's state alone (None if unknown), without reading its tables and steps."""
+        value = self.r.hget(self._run(run_id), "state")
         return str(value) if value is not None else None
+
+    def table_field(self, run_id: str, table_id: str, name: str) -> str | None:
+        """One field of a table's status (``state``, ``error``, ``sql_table``…)."""
+        value = self.r.hget(self._table(run_id, table_id), name)
+        return str(value) if value is not None else None
+
+    def table_state(self, run_id: str, table_id: str) -> str | None:
+        return self.table_field(run_id, table_id, "state")
 
     def reset_table_counts(self, run_id: str, table_id: str) -> None:
         """Forget a table's counts: its listing restarts from the beginning."""
@@ -179,8 +188,9 @@ class RunStatus:
         self._alive(run_id)
 
     # reading
-    def get(self, run_id: str) -> dict[str, Any] | None:
-        """The whole status of a run as JSON-ready data, or None if unknown."""
+    def get(self, run_id: str, *, steps: bool = True) -> dict[str, Any] | None:
+        """The whole status of a run as JSON-ready data (its step list only with ``steps``),
+        or None if unknown."""
         run = self.r.hgetall(self._run(run_id))
         if not run:
             return None
@@ -189,8 +199,9 @@ class RunStatus:
         data["options"] = json.loads(run.get("options", "{}"))
         data["spec"] = json.loads(run.get("spec", "{}"))
         data["tables"] = [self._table_status(run_id, TableRef.from_json(t)) for t in tables]
-        steps = self.r.hvals(f"{self._run(run_id)}:steps")
-        data["steps"] = sorted((json.loads(s) for s in steps), key=lambda s: s["at"])
+        if steps:
+            entries = self.r.hvals(f"{self._run(run_id)}:steps")
+            data["steps"] = sorted((json.loads(e) for e in entries), key=lambda e: e["at"])
         return data
 
     def _table_status(self, run_id: str, table: TableRef) -> dict[str, Any]:
@@ -213,10 +224,5 @@ class RunStatus:
     def recent(self, limit: int = 20) -> list[dict[str, Any]]:
         """The newest runs first, without their step lists."""
         ids = self.r.zrevrange(f"{PREFIX}:runs", 0, limit - 1)
-        runs = []
-        for run_id in ids:
-            status = self.get(run_id)
-            if status is not None:
-                status.pop("steps", None)
-                runs.append(status)
-        return runs
+        runs = (self.get(run_id, steps=False) for run_id in ids)
+        return [run for run in runs if run is not None]

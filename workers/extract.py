@@ -28,7 +28,7 @@ def plan_run(self: Task, spec: dict[str, Any]) -> dict[str, Any]:
     run_id = spec["run_id"]
     status = status_store()
     host, queue = where(self)
-    if status.is_cancelled(run_id) or (status.get(run_id) or {}).get("state") in TERMINAL:
+    if status.is_cancelled(run_id) or status.run_state(run_id) in TERMINAL:
         return {"run_id": run_id, "state": "already finished"}
     guard_key = spec.get("guard")
     if guard_key and spec.get("overlap") in ("skip", "queue"):

@@ -138,8 +138,4 @@ def _wait_or_reextract(
 
 
 def _table_error(run_id: str, table_id: str) -> str:
-    status = status_store().get(run_id) or {}
-    for table in status.get("tables", []):
-        if table["table"]["table_id"] == table_id and table.get("error"):
-            return str(table["error"])
-    return "a batch failed to load"
+    return status_store().table_field(run_id, table_id, "error") or "a batch failed to load"

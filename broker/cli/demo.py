@@ -12,6 +12,7 @@ from typing import Annotated
 
 import typer
 
+from app.redact import mask_url
 from app.registry import extractor_class
 from app.settings import get_settings, reload_settings
 from app.warehouses import warehouse_for_url
@@ -19,7 +20,7 @@ from app.workflows import ETLWorkflow
 from broker.cli.display import ProgressDisplay, out_console, summary_table
 from broker.cli.local import SANDBOX_BASE_ID, demo_tables, run_in_process, show_landed
 from broker.cli.remote import draw_status
-from broker.local_stack import describe, private_redis, redis_answers, worker_pool
+from broker.local_stack import private_redis, redis_answers, worker_pool
 
 
 def demo(
@@ -58,7 +59,7 @@ def _broker() -> Iterator[str | None]:
     if redis_answers(configured):
         yield configured
     elif shutil.which("redis-server"):
-        out_console.print(f"No Redis answers at {describe(configured)}: starting a private one")
+        out_console.print(f"No Redis answers at {mask_url(configured)}: starting a private one")
         with private_redis() as url:
             yield url
     else:
@@ -75,7 +76,7 @@ def _run_distributed(workflow: ETLWorkflow, broker_url: str, target: str) -> Non
         worker_env = {k: os.environ[k] for k in (
             "CELERY_BROKER_URL", "WAREHOUSE_URL", "AIRTABLE_API_URL", "AIRTABLE_BASE_ID",
             "AIRTABLE_API_KEY")}
-        out_console.print(f"Starting an extract and a load worker on {describe(broker_url)}")
+        out_console.print(f"Starting an extract and a load worker on {mask_url(broker_url)}")
         with worker_pool(("extract", "load"), worker_env, Path(logs)):
             handle = enqueue(workflow, drop_tables=True)
             out_console.print(f"Run {handle.id} queued; syncing the sandbox into {target}")

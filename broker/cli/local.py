@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from itertools import islice
 from typing import Annotated, Any
 
 import typer
@@ -68,17 +69,10 @@ def show_landed(workflow: ETLWorkflow) -> None:
         name = warehouse.table_name_for(table)
         count = warehouse.row_count(table)
         out_console.print(f"[bold]{name}[/bold]: {count} rows")
-        for record in list(_take(warehouse.read_records(table), 2)):
+        for record in islice(warehouse.read_records(table), 2):
             fields = record["fields"]
             shown = {k: fields[k] for k in list(fields)[:4]}
             out_console.print(f"  {record['id']}: {shown}")
-
-
-def _take(iterable: Any, n: int) -> Any:
-    for i, item in enumerate(iterable):
-        if i >= n:
-            return
-        yield item
 
 
 def register(cli: typer.Typer) -> None:

@@ -28,25 +28,28 @@ class WorkerProcess:
     def hostname(self) -> str:
         return f"{self.queue}@conveyor-test"
 
-    def start(self, timeout: float = 60) -> WorkerProcess:
-        env = {**os.environ, **self.env, "PYTHONUNBUFFERED": "1"}
-        command = [
+    def command(self) -> list[str]:
+        return [
             sys.executable, "-m", "celery", "-A", "workers", "worker", "-Q", self.queue,
             "-n", self.hostname, "-c", str(self.concurrency), "--pool", "prefork",
             "--without-gossip", "--without-mingle", "-l", self.log_level,
         ]
+
+    def start(self, timeout: float = 60, wait_for: str = " ready.") -> WorkerProcess:
+        """Start the process and wait until its log shows ``wait_for``."""
+        env = {**os.environ, **self.env, "PYTHONUNBUFFERED": "1"}
         log = open(self.log_path, "ab")  # noqa: SIM115  (owned by the process)
         # A session of its own, so a kill reaches the main process and its pool children.
-        self.proc = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
-                                     start_new_session=True)
+        self.proc = subprocess.Popen(self.command(), cwd=ROOT, env=env, stdout=log,
+                                     stderr=subprocess.STDOUT, start_new_session=True)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise RuntimeError(f"worker {self.queue} exited:\n{self.log()}")
-            if " ready." in self.log():
+                raise RuntimeError(f"{self.queue} exited:\n{self.log()}")
+            if wait_for in self.log():
                 return self
             time.sleep(0.2)
-        raise RuntimeError(f"worker {self.queue} not ready after {timeout} s:\n{self.log()}")
+        raise RuntimeError(f"{self.queue} not ready after {timeout} s:\n{self.log()}")
 
     def log(self) -> str:
         try:
@@ -82,18 +85,10 @@ class BeatProcess(WorkerProcess):
     def __init__(self, env: dict[str, str], log_dir: Path, name: str = "beat") -> None:
         super().__init__(name, env, log_dir)
 
+    def command(self) -> list[str]:
+        return [sys.executable, "-m", "celery", "-A", "workers", "beat", "-l", "info",
+                "-s", str(self.log_path.with_suffix(".schedule"))]
+
     def start(self, timeout: float = 60, wait_for: str = "beat: Starting...") -> BeatProcess:
-        env = {**os.environ, **self.env, "PYTHONUNBUFFERED": "1"}
-        command = [sys.executable, "-m", "celery", "-A", "workers", "beat", "-l", "info",
-                   "-s", str(self.log_path.with_suffix(".schedule"))]
-        log = open(self.log_path, "ab")  # noqa: SIM115
-        self.proc = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
-                                     start_new_session=True)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"beat exited:\n{self.log()}")
-            if wait_for in self.log():
-                return self
-            time.sleep(0.2)
-        raise RuntimeError(f"beat not started after {timeout} s:\n{self.log()}")
+        super().start(timeout, wait_for)
+        return self
