@@ -31,6 +31,7 @@ COPY README.md ./
 COPY app ./app
 COPY broker ./broker
 COPY workers ./workers
+COPY sandbox ./sandbox
 # hadolint ignore=DL3013
 RUN pip install '.[monitor]' \
     && rm -rf build ./*.egg-info

@@ -29,7 +29,7 @@ def demo(
 ) -> None:
     """Start the sandbox with sample data, sync it through an extract and a load worker into
     the warehouse (WAREHOUSE_URL, default SQLite), and show what landed."""
-    from app.sandbox import SandboxConfig, build_base, run_sandbox
+    from sandbox import SandboxConfig, build_base, run_sandbox
 
     config = SandboxConfig(token="demo-token")
     with run_sandbox([build_base(SANDBOX_BASE_ID, demo_tables(rows))], config) as server:

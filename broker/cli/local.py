@@ -44,7 +44,7 @@ def sandbox(
     penalty: Annotated[float, typer.Option(help="Seconds a base is refused after a 429")] = 30.0,
 ) -> None:
     """Serve a local Airtable-compatible API with seeded sample data until interrupted."""
-    from app.sandbox import SandboxConfig, build_base, serve_forever
+    from sandbox import SandboxConfig, build_base, serve_forever
 
     base = build_base(SANDBOX_BASE_ID, demo_tables(rows))
     config = SandboxConfig(token=token, requests_per_second=rate, penalty_seconds=penalty)

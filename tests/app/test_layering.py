@@ -3,7 +3,7 @@
 import ast
 from pathlib import Path
 
-FORBIDDEN = {"celery", "kombu", "redis", "broker", "workers"}
+FORBIDDEN = {"celery", "kombu", "redis", "broker", "workers", "sandbox"}
 APP = Path(__file__).resolve().parents[2] / "app"
 
 

@@ -14,7 +14,7 @@ import sqlalchemy as sa
 
 from app.contracts import TableRef
 from app.extractors import AirtableExtractor
-from app.sandbox import (
+from sandbox import (
     Sandbox,
     SandboxBase,
     SandboxConfig,

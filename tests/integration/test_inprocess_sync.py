@@ -158,7 +158,7 @@ def test_a_replacing_run_that_fails_half_way_leaves_the_previous_table_intact(wa
 
 
 def test_hostile_table_and_field_names_land_in_distinct_valid_tables(warehouse):
-    from app.sandbox import hostile_table_names
+    from sandbox import hostile_table_names
 
     names = hostile_table_names()
     with sandbox_with({name: 30 for name in names}) as (sandbox, base):

@@ -23,7 +23,7 @@ from celery import signature
 from kombu import Connection, Producer
 
 from app.extractors import AirtableExtractor
-from app.sandbox import SandboxConfig, build_base, run_sandbox
+from sandbox import SandboxConfig, build_base, run_sandbox
 from app.warehouses import PostgresWarehouse, SQLiteWarehouse
 from app.workflows import ETLWorkflow
 from broker.celery_app import celery_app

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from app.extractors import AirtableExtractor
-from app.sandbox import Sandbox, SandboxBase, SandboxConfig, build_base, run_sandbox
+from sandbox import Sandbox, SandboxBase, SandboxConfig, build_base, run_sandbox
 from app.warehouses import PostgresWarehouse, SQLiteWarehouse, Warehouse
 
 TOKEN = "test-token"

@@ -10,7 +10,7 @@ from typing import Any
 
 import redis
 
-from app.sandbox import Sandbox, SandboxBase
+from sandbox import Sandbox, SandboxBase
 from app.warehouses import Warehouse
 from tests.conftest import TEST_REDIS_URL
 from tests.support.fixtures import BASE_ID, TOKEN, sandbox_with

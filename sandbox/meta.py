@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from app.sandbox.listing import VIEW_NAME
-from app.sandbox.model import SANDBOX_USER, SandboxBase, SandboxTable
+from sandbox.listing import VIEW_NAME
+from sandbox.model import SANDBOX_USER, SandboxBase, SandboxTable
 
 SCOPES = ["data.records:read", "data.records:write", "schema.bases:read"]
 

@@ -19,7 +19,7 @@ import re
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from app.sandbox.formula_functions import (
+from sandbox.formula_functions import (
     ERROR,
     FUNCTIONS,
     FormulaError,
@@ -31,7 +31,7 @@ from app.sandbox.formula_functions import (
 )
 
 if TYPE_CHECKING:
-    from app.sandbox.model import SandboxTable
+    from sandbox.model import SandboxTable
 
 Node = Callable[[Row], Any]
 

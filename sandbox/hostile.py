@@ -11,10 +11,10 @@ import random
 from collections.abc import Callable
 from typing import Any, Final
 
-from app.sandbox.clock import iso_from_ms, make_id
-from app.sandbox.model import SandboxBase, SandboxField, SandboxTable, is_empty
-from app.sandbox.samples import ANCHOR_MS
-from app.sandbox.values import NUMBER_TYPES, TEXT_TYPES
+from sandbox.clock import iso_from_ms, make_id
+from sandbox.model import SandboxBase, SandboxField, SandboxTable, is_empty
+from sandbox.samples import ANCHOR_MS
+from sandbox.values import NUMBER_TYPES, TEXT_TYPES
 
 HOSTILE_BASE_ID: Final = "appHOSTILE0000001"
 #: Text with a NUL character: PostgreSQL can store it neither in text nor in JSONB.

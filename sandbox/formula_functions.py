@@ -8,7 +8,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from app.sandbox.clock import EPOCH, datetime_from_ms, iso_from_ms, parse_iso
+from sandbox.clock import EPOCH, datetime_from_ms, iso_from_ms, parse_iso
 
 
 class FormulaError(Exception):

@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 from pyairtable import formulas as F
 
-from app.sandbox import SandboxField, SandboxTable
-from app.sandbox.formula import compile_filter
-from app.sandbox.formula_functions import FormulaError
+from sandbox import SandboxField, SandboxTable
+from sandbox.formula import compile_filter
+from sandbox.formula_functions import FormulaError
 
 FIELDS = [
     SandboxField("Name", "singleLineText", "fldName0000000001"),

@@ -18,12 +18,12 @@ from http.server import BaseHTTPRequestHandler
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from app.sandbox import errors, meta, writes
-from app.sandbox.listing import list_page, query_from_body, query_from_params, render
-from app.sandbox.model import SandboxBase, SandboxTable
+from sandbox import errors, meta, writes
+from sandbox.listing import list_page, query_from_body, query_from_params, render
+from sandbox.model import SandboxBase, SandboxTable
 
 if TYPE_CHECKING:
-    from app.sandbox.server import Sandbox
+    from sandbox.server import Sandbox
 
 logger = logging.getLogger(__name__)
 

@@ -6,7 +6,7 @@ import random
 from collections.abc import Callable
 from typing import Any
 
-from app.sandbox.clock import date_from_ms, iso_from_ms, make_id
+from sandbox.clock import date_from_ms, iso_from_ms, make_id
 
 # Generated data ends here, so a seed always yields the same base whatever the day.
 ANCHOR_MS = 1_719_705_600_000  # 2024-06-30T00:00:00.000Z

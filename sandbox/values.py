@@ -9,11 +9,11 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from app.sandbox import errors
-from app.sandbox.clock import date_from_ms, iso_from_ms, make_id, ms_from_iso
+from sandbox import errors
+from sandbox.clock import date_from_ms, iso_from_ms, make_id, ms_from_iso
 
 if TYPE_CHECKING:
-    from app.sandbox.model import SandboxField
+    from sandbox.model import SandboxField
 
 TEXT_TYPES = frozenset({"singleLineText", "multilineText", "richText", "email", "url",
                         "phoneNumber"})

@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from app.sandbox import errors
-from app.sandbox.listing import ListQuery, render
-from app.sandbox.model import SandboxTable
+from sandbox import errors
+from sandbox.listing import ListQuery, render
+from sandbox.model import SandboxTable
 
 MAX_RECORDS_PER_REQUEST = 10
 

@@ -8,9 +8,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from app.sandbox import errors
-from app.sandbox.clock import iso_from_ms, make_id, ms_from_iso, now_ms
-from app.sandbox.values import coerce_value
+from sandbox import errors
+from sandbox.clock import iso_from_ms, make_id, ms_from_iso, now_ms
+from sandbox.values import coerce_value
 
 Record = dict[str, Any]
 

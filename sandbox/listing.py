@@ -11,12 +11,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from app.sandbox import errors
-from app.sandbox.clock import make_id
-from app.sandbox.config import SandboxConfig
-from app.sandbox.formula import compile_filter
-from app.sandbox.formula_functions import FormulaError, cell_value, to_text
-from app.sandbox.model import SandboxField, SandboxTable
+from sandbox import errors
+from sandbox.clock import make_id
+from sandbox.config import SandboxConfig
+from sandbox.formula import compile_filter
+from sandbox.formula_functions import FormulaError, cell_value, to_text
+from sandbox.model import SandboxField, SandboxTable
 
 VIEW_NAME = "Grid view"
 # Old offsets are forgotten past either bound, oldest first; a full scan of one 20,000-record

@@ -18,7 +18,7 @@ from pyairtable import Api
 from pyairtable import formulas as F
 from pyairtable.models import schema as S
 
-from app.sandbox import (
+from sandbox import (
     FIELD_TYPES,
     Sandbox,
     SandboxBase,
@@ -27,7 +27,7 @@ from app.sandbox import (
     hostile_table_names,
     run_sandbox,
 )
-from app.sandbox.config import RateLimiter
+from sandbox.config import RateLimiter
 
 TOKEN = "sandbox-token"
 
@@ -418,7 +418,7 @@ def test_serve_forever_runs_in_the_foreground_until_interrupted(tmp_path: Path) 
     script = (
         "import logging, sys\n"
         "logging.basicConfig(level=logging.INFO, stream=sys.stdout, format='%(message)s')\n"
-        "from app.sandbox import SandboxConfig, build_base, serve_forever\n"
+        "from sandbox import SandboxConfig, build_base, serve_forever\n"
         "serve_forever([build_base(tables={'T': 3})], SandboxConfig(token='t'), port=0)\n"
     )
     root = Path(__file__).resolve().parents[2]

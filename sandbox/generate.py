@@ -6,9 +6,9 @@ import random
 from dataclasses import dataclass, field
 from typing import Any
 
-from app.sandbox.clock import iso_from_ms, make_id
-from app.sandbox.model import SandboxBase, SandboxField, SandboxTable
-from app.sandbox.samples import ANCHOR_MS, SPAN_MS, STATUS_CHOICES, TAG_CHOICES, Samples
+from sandbox.clock import iso_from_ms, make_id
+from sandbox.model import SandboxBase, SandboxField, SandboxTable
+from sandbox.samples import ANCHOR_MS, SPAN_MS, STATUS_CHOICES, TAG_CHOICES, Samples
 
 DEFAULT_TABLES: dict[str, int] = {"Clients": 250, "Projects": 120, "Invoices": 600}
 

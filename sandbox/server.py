@@ -11,10 +11,10 @@ from http.server import ThreadingHTTPServer
 from types import TracebackType
 from typing import Any
 
-from app.sandbox.config import RateLimiter, SandboxConfig, SandboxStats
-from app.sandbox.handler import SandboxHandler, make_failures
-from app.sandbox.listing import Iterators
-from app.sandbox.model import SandboxBase
+from sandbox.config import RateLimiter, SandboxConfig, SandboxStats
+from sandbox.handler import SandboxHandler, make_failures
+from sandbox.listing import Iterators
+from sandbox.model import SandboxBase
 
 logger = logging.getLogger(__name__)
 

@@ -1,10 +1,10 @@
 """A local Airtable-compatible API server with seeded data, for tests and demos."""
 
-from app.sandbox.config import SandboxConfig, SandboxStats
-from app.sandbox.generate import FIELD_TYPES, build_base, hostile_table_names
-from app.sandbox.hostile import build_hostile_base, rename_and_retype
-from app.sandbox.model import SandboxBase, SandboxField, SandboxTable
-from app.sandbox.server import Sandbox, run_sandbox, serve_forever
+from sandbox.config import SandboxConfig, SandboxStats
+from sandbox.generate import FIELD_TYPES, build_base, hostile_table_names
+from sandbox.hostile import build_hostile_base, rename_and_retype
+from sandbox.model import SandboxBase, SandboxField, SandboxTable
+from sandbox.server import Sandbox, run_sandbox, serve_forever
 
 __all__ = [
     "FIELD_TYPES",
