@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from functools import lru_cache
+from typing import Literal
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -50,6 +51,9 @@ class Settings(BaseSettings):
     # Modules the workers import at start (comma-separated), so user workflows and extractors
     # register themselves; a message can only name what is registered.
     conveyor_imports: str | None = None
+    # "text" (Celery's usual lines) or "json": one JSON object per line from workers, beat and
+    # the CLI, with run id, table and batch where they apply.
+    conveyor_log_format: Literal["text", "json"] = "text"
 
     @property
     def airtable_table_list(self) -> list[str]:

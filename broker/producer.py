@@ -18,6 +18,7 @@ from celery import signature
 from app.errors import TerminalError
 from app.registry import EXTRACTORS, WAREHOUSES, WORKFLOWS, name_of
 from app.settings import get_settings
+from app.sync.states import RunState
 from app.workflows.base import Workflow
 from app.workflows.etl import ETLWorkflow
 from broker.canvases import steps_canvas
@@ -81,7 +82,7 @@ class RunHandle:
             if on_progress:
                 on_progress(status)
             if status["state"] in TERMINAL:
-                if raise_on_failure and status["state"] != "succeeded":
+                if raise_on_failure and not RunState(status["state"]).landed:
                     raise RunFailedRemotelyError(status)
                 return status
             if deadline is not None and time.monotonic() > deadline:

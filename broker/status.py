@@ -15,16 +15,18 @@ import redis
 
 from app.contracts import RejectedRecord, TableRef
 from app.settings import get_settings
+from app.sync.states import FINAL_RUN_STATES
 from broker import policies
 from broker.config import redis_py_url
 
 PREFIX = "conveyor"
-TERMINAL = frozenset({"succeeded", "failed", "cancelled", "skipped"})
+TERMINAL = frozenset(state.value for state in FINAL_RUN_STATES)
 
 # Sets the run state unless it is already terminal: a run finishes exactly once.
 _SET_STATE = """
 local current = redis.call('HGET', KEYS[1], 'state')
-if current == 'succeeded' or current == 'failed' or current == 'cancelled' or current == 'skipped' then
+if current == 'succeeded' or current == 'succeeded_with_rejections' or current == 'failed'
+   or current == 'cancelled' or current == 'skipped' then
   return 0
 end
 redis.call('HSET', KEYS[1], unpack(ARGV))

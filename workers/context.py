@@ -16,6 +16,7 @@ from app.settings import get_settings
 from app.warehouses import Warehouse, warehouse_for_url
 from broker.guard import OverlapGuard
 from broker.ratelimit import RedisRateLimiter
+from broker.ratestats import CountingRateLimiter
 from broker.status import RunStatus, redis_client
 
 
@@ -26,9 +27,10 @@ def status_store() -> RunStatus:
 
 
 @lru_cache(maxsize=1)
-def shared_rate_limiter() -> RedisRateLimiter:
+def shared_rate_limiter() -> CountingRateLimiter:
     """The rate limiter every extract worker shares through Redis."""
-    return RedisRateLimiter(redis_client(), get_settings().airtable_requests_per_second)
+    limiter = RedisRateLimiter(redis_client(), get_settings().airtable_requests_per_second)
+    return CountingRateLimiter(limiter, redis_client())
 
 
 def build_extractor(name: str, options: dict[str, Any]) -> TabularExtractor:

@@ -11,7 +11,9 @@ from celery import Task
 from app.contracts import TableTarget
 from app.errors import ConveyorError
 from app.registry import workflow_class
+from app.sync.outcome import outcome
 from broker.celery_app import celery_app
+from broker.runs_read import rejected_count
 from workers.context import build_warehouse, overlap_guard, status_store
 from workers.steps import where
 
@@ -41,12 +43,8 @@ def finish_run(
             except ConveyorError as exc:  # a leftover staging table must not keep the run open
                 errors.append(f"staging table not dropped: {exc}")
     states = {r.get("state", "ok") for r in results}
-    if status.is_cancelled(run_id):
-        state = "cancelled"
-    elif states - {"ok"} or store is None:
-        state = "failed"
-    else:
-        state = "succeeded"
+    state = outcome(failed=bool(states - {"ok"}) or store is None, cancelled=status.is_cancelled(run_id),
+                    rejected=rejected_count(status.get(run_id, steps=False))).value
     errors += [r["error"] for r in results if r.get("error")]
     status.set_state(run_id, state, error="; ".join(errors) if errors else None)
     status.record_step(run_id, "finish_run", table_id=None, batch_no=None, hostname=host,

@@ -11,6 +11,7 @@ from app.contracts import TableRef
 from app.errors import ConveyorError, TerminalError
 from app.extractors.base import TabularExtractor
 from app.settings import get_settings
+from app.sync.outcome import outcome
 from app.warehouses import Warehouse, warehouse_for_url
 from app.workflows import etl_steps
 from app.workflows.base import Workflow
@@ -116,7 +117,8 @@ class ETLWorkflow(Workflow):
         for table_report in report.tables:
             self._sync_table(table_report, report.run_id, drop_tables, listener)
         report.finished_at = now_iso()
-        report.state = "failed" if report.failed_tables else "succeeded"
+        report.state = outcome(failed=bool(report.failed_tables), cancelled=False,
+                               rejected=sum(len(t.rejected) for t in report.tables)).value
         if report.failed_tables:
             report.error = str(RunFailedError(report))
         warehouse.record_run(report.to_json())

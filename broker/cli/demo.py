@@ -17,7 +17,8 @@ from app.registry import extractor_class
 from app.settings import get_settings, reload_settings
 from app.warehouses import warehouse_for_url
 from app.workflows import ETLWorkflow
-from broker.cli.display import ProgressDisplay, out_console, summary_table
+from broker.cli.display import ProgressDisplay, out_console, print_summary
+from broker.cli.exits import exit_code
 from broker.cli.local import SANDBOX_BASE_ID, demo_tables, run_in_process, show_landed
 from broker.cli.remote import draw_status
 from broker.local_stack import private_redis, redis_answers, worker_pool
@@ -27,8 +28,8 @@ def demo(
     rows: Annotated[int, typer.Option(help="Records in the largest sample table")] = 600,
     in_process: Annotated[bool, typer.Option("--in-process", help="Skip the workers")] = False,
 ) -> None:
-    """Start the sandbox with sample data, sync it through an extract and a load worker into
-    the warehouse (WAREHOUSE_URL, default SQLite), and show what landed."""
+    """Start the sandbox with sample data, sync it through an extract and a load worker into the
+    warehouse (WAREHOUSE_URL, default SQLite), and show what landed."""
     from sandbox import SandboxConfig, build_base, run_sandbox
 
     config = SandboxConfig(token="demo-token")
@@ -83,9 +84,9 @@ def _run_distributed(workflow: ETLWorkflow, broker_url: str, target: str) -> Non
             with ProgressDisplay() as display:
                 final = handle.wait(600, on_progress=lambda s: draw_status(display, s),
                                     raise_on_failure=False)
-    out_console.print(summary_table(final))
-    if final["state"] != "succeeded":
-        raise typer.Exit(1)
+    print_summary(final)
+    if exit_code(final["state"]):
+        raise typer.Exit(exit_code(final["state"]))
 
 
 def _use(values: dict[str, str]) -> None:

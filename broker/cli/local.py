@@ -1,4 +1,4 @@
-"""Commands that need no broker: run a sync in-process, the sandbox, and the demo."""
+"""Commands that need no broker: run a sync in-process, and the sandbox."""
 
 from __future__ import annotations
 
@@ -7,10 +7,19 @@ from typing import Annotated, Any
 
 import typer
 
-from app.registry import extractor_class
-from app.warehouses import warehouse_for_url
+from app.errors import ConveyorError
 from app.workflows import ETLWorkflow, RunFailedError
-from broker.cli.display import ProgressDisplay, out_console, summary_table
+from broker.cli.display import ProgressDisplay, out_console, print_summary
+from broker.cli.exits import exit_code
+from broker.cli.options import (
+    TablesOption,
+    WarehouseOption,
+    blamed_on,
+    build_extractor,
+    local_warehouse,
+    table_list,
+)
+from broker.runs_read import previous_totals
 
 SANDBOX_BASE_ID = "appSANDBOX0000001"
 
@@ -18,21 +27,48 @@ SANDBOX_BASE_ID = "appSANDBOX0000001"
 def run(
     source: Annotated[str, typer.Argument(help="Registered extractor, e.g. airtable")],
     drop_tables: Annotated[bool, typer.Option("--drop-tables", help="Replace tables atomically")] = False,
-    warehouse: Annotated[str | None, typer.Option(help="Warehouse URL (default WAREHOUSE_URL)")] = None,
+    warehouse: WarehouseOption = None,
+    tables: TablesOption = None,
 ) -> None:
-    """Run the ETL in this process, with a progress line per table and a summary."""
-    workflow = ETLWorkflow(extractor_class(source), warehouse_for_url(warehouse))
-    run_in_process(workflow, drop_tables)
+    """Run the ETL in this process, with live progress per table and a summary.
+
+    Exit code: 0 succeeded, 1 failed, 2 records rejected, 3 cancelled (see docs/operating.md).
+    """
+    names = table_list(tables)
+    target = local_warehouse(warehouse)
+    display_holder: list[ProgressDisplay] = []
+
+    def on_wait(reason: str, seconds: float) -> None:
+        if display_holder:
+            display_holder[0].waiting(reason, seconds)
+
+    extractor = build_extractor(source, names, on_wait=on_wait)
+    workflow = ETLWorkflow(extractor, target)
+    with blamed_on("--warehouse" if warehouse else None, "WAREHOUSE_URL"), \
+            blamed_on("--tables" if names else None, "AIRTABLE_TABLES"):
+        final = run_in_process(workflow, drop_tables, display_holder)
+    code = exit_code(final["state"])
+    if code:
+        raise typer.Exit(code)
 
 
-def run_in_process(workflow: ETLWorkflow, drop_tables: bool) -> dict[str, Any]:
+def run_in_process(
+    workflow: ETLWorkflow, drop_tables: bool, holder: list[ProgressDisplay] | None = None,
+) -> dict[str, Any]:
+    """Run ``workflow`` here with live progress; print the summary; return the report's JSON."""
     try:
-        with ProgressDisplay() as display:
+        estimates = previous_totals(workflow.warehouse.list_runs(50))
+    except ConveyorError:  # no history yet, or an unreachable warehouse the run will report
+        estimates = {}
+    try:
+        with ProgressDisplay(estimates) as display:
+            if holder is not None:
+                holder.append(display)
             report = workflow.run(drop_tables=drop_tables, progress=display)
     except RunFailedError as exc:
-        out_console.print(summary_table(exc.report.to_json()))
+        print_summary(exc.report.to_json())
         raise
-    out_console.print(summary_table(report.to_json()))
+    print_summary(report.to_json())
     return report.to_json()
 
 
@@ -48,12 +84,11 @@ def sandbox(
 
     base = build_base(SANDBOX_BASE_ID, demo_tables(rows))
     config = SandboxConfig(token=token, requests_per_second=rate, penalty_seconds=penalty)
-    out_console.print(
-        f"Airtable sandbox on http://127.0.0.1:{port}  base {base.id}  "
-        f"tables {', '.join(t.name for t in base.tables)}\n"
-        f"export AIRTABLE_API_URL=http://127.0.0.1:{port} AIRTABLE_BASE_ID={base.id} "
-        f"AIRTABLE_API_KEY={token}"
-    )
+    out_console.print(f"Airtable sandbox on http://127.0.0.1:{port}  base {base.id}  "
+                      f"tables {', '.join(t.name for t in base.tables)}", soft_wrap=True)
+    # Plain print: the export line must stay one copy-pasteable line at any terminal width.
+    print(f"export AIRTABLE_API_URL=http://127.0.0.1:{port} AIRTABLE_BASE_ID={base.id} "
+          f"AIRTABLE_API_KEY={token}", flush=True)
     serve_forever([base], config, "127.0.0.1", port)
 
 

@@ -5,9 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from rich.table import Table
-
-from broker.cli.display import out_console
+from broker.cli.display import aligned, print_plain
 from broker.scheduling import ScheduledRun, load_schedules
 
 
@@ -37,13 +35,10 @@ def next_due(entry: ScheduledRun, now: datetime) -> datetime:
 def schedules() -> None:
     """List the beat entries with their next due time (UTC)."""
     now = datetime.now(UTC)
-    table = Table(title=f"schedules (now {now:%Y-%m-%d %H:%M:%S} UTC)")
-    for column in ("name", "workflow", "every", "options", "overlap", "next due (UTC)"):
-        table.add_column(column)
-    for entry in load_schedules():
-        table.add_row(entry.name, type(entry.workflow).__name__, str(entry.celery_schedule),
-                      str(entry.options), entry.overlap, f"{next_due(entry, now):%Y-%m-%d %H:%M:%S}")
-    out_console.print(table)
+    rows = [(entry.name, type(entry.workflow).__name__, str(entry.celery_schedule), str(entry.options),
+             entry.overlap, f"{next_due(entry, now):%Y-%m-%d %H:%M:%S}") for entry in load_schedules()]
+    print_plain(f"schedules (now {now:%Y-%m-%d %H:%M:%S} UTC)\n"
+                + aligned(("name", "workflow", "every", "options", "overlap", "next due (UTC)"), rows))
 
 
 def register(cli: Any) -> None:

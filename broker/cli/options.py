@@ -1,0 +1,102 @@
+"""Options shared by commands, so a flag means the same on every command."""
+
+from __future__ import annotations
+
+import contextlib
+import inspect
+from collections.abc import Iterator
+from typing import Annotated, Any
+
+import typer
+
+from app.errors import ConfigurationError
+from app.extractors.base import TabularExtractor
+from app.redact import mask_url
+from app.registry import WAREHOUSES, extractor_class, warehouse_class
+from app.warehouses import Warehouse, warehouse_for_url
+
+WarehouseOption = Annotated[str | None, typer.Option(
+    "--warehouse", help="Warehouse: a URL (sqlite:///file.db, postgresql://…) or a registered name "
+    "(sqlite, postgres: built from WAREHOUSE_URL). Default: WAREHOUSE_URL.")]
+TablesOption = Annotated[str | None, typer.Option(
+    "--tables", help="Comma-separated table names or ids. Default: AIRTABLE_TABLES, else every table.")]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table")]
+
+
+def is_url(value: str) -> bool:
+    return "://" in value or value.startswith("sqlite:")
+
+
+def table_list(tables: str | None) -> list[str] | None:
+    """The ``--tables`` value as a list (None when not given)."""
+    if tables is None:
+        return None
+    names = [t.strip() for t in tables.split(",") if t.strip()]
+    if not names:
+        raise ConfigurationError("--tables is empty: give comma-separated table names or ids")
+    return names
+
+
+@contextlib.contextmanager
+def blamed_on(flag: str | None, variable: str) -> Iterator[None]:
+    """Errors about ``variable`` name ``flag`` instead when the value came from that flag."""
+    try:
+        yield
+    except ConfigurationError as exc:
+        text = str(exc)
+        if flag is None or variable not in text:
+            raise
+        raise ConfigurationError(text.replace(variable, flag, 1)) from None
+
+
+def local_warehouse(value: str | None) -> Warehouse | None:
+    """The warehouse a ``--warehouse`` value names for a run in this process (None: default)."""
+    if value is None:
+        return None
+    if is_url(value):
+        with blamed_on("--warehouse", "WAREHOUSE_URL"):
+            return warehouse_for_url(value)
+    return warehouse_class(_registered(value))()
+
+
+def remote_warehouse(value: str | None) -> type[Warehouse] | None:
+    """The registered warehouse a ``--warehouse`` value names for a run on the workers.
+
+    A URL is accepted when it names the workers' warehouse kind; the workers still connect
+    with their own WAREHOUSE_URL, because messages carry registry names, never connection
+    strings (they hold passwords).
+
+    Raises:
+        ConfigurationError: the name is not registered, or the URL's database is unsupported.
+    """
+    if value is None:
+        return None
+    if is_url(value):
+        with blamed_on("--warehouse", "WAREHOUSE_URL"):
+            kind = type(warehouse_for_url(value))
+        name = next(n for n, cls in WAREHOUSES.items() if cls is kind)
+        typer.echo(f"note: --warehouse {mask_url(value)}: the workers load into their own "
+                   f"WAREHOUSE_URL ({name}); a URL is never sent in a message", err=True)
+        return kind
+    return warehouse_class(_registered(value))
+
+
+def _registered(name: str) -> str:
+    if name not in WAREHOUSES:
+        known = ", ".join(sorted(WAREHOUSES))
+        raise ConfigurationError(f"--warehouse {name!r} is neither a URL nor a registered warehouse "
+                                 f"({known})")
+    return name
+
+
+def build_extractor(source: str, tables: list[str] | None, **extra: Any) -> TabularExtractor:
+    """The extractor ``source`` for a run in this process, reading ``tables`` only if given."""
+    cls = extractor_class(source)
+    params = inspect.signature(cls).parameters
+    kwargs = {k: v for k, v in extra.items() if k in params}
+    if tables is not None:
+        if "tables" not in params:
+            raise ConfigurationError(f"--tables: extractor {source!r} does not take a table list")
+        kwargs["tables"] = tables
+    with blamed_on("--tables" if tables is not None else None, "AIRTABLE_TABLES"):
+        return cls(**kwargs)
