@@ -57,6 +57,20 @@ class ConveyorCollector(Collector):
                 family.add_metric([name], value)
             yield family
 
+        latest = GaugeMetricFamily("conveyor_latest_run_records", "Records per table in the newest run "
+                                   "that synced the table", labels=["table", "kind"])
+        seen: set[str] = set()
+        for run in recent:  # newest first
+            for table in run.get("tables") or []:
+                name = table["table"]["name"]
+                if name in seen:
+                    continue
+                seen.add(name)
+                for kind, value in (("extracted", table.get("fetched")), ("loaded", table.get("loaded")),
+                                    ("rejected", len(table.get("rejected") or []))):
+                    latest.add_metric([name, kind], int(value or 0))
+        yield latest
+
         requests = CounterMetricFamily("conveyor_api_requests", "Requests sent to Airtable per base",
                                        labels=["base"])
         limited = CounterMetricFamily("conveyor_api_rate_limited", "429 answers from Airtable per base",
