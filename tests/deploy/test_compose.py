@@ -37,7 +37,8 @@ from tests.deploy.files import (
     seconds,
 )
 
-APP_SERVICES = tuple(SERVICE_PROCESS)
+#: Every service built from our image; ``metrics`` has no Procfile entry (an optional extra).
+APP_SERVICES = (*SERVICE_PROCESS, "metrics")
 BACKING = ("redis", "postgres")
 
 
@@ -219,6 +220,12 @@ def test_workers_get_longer_than_their_longest_task_to_shut_down(name):
 def test_flower_is_published_on_a_fixed_port_but_not_to_the_world():
     (port,) = compose()["services"]["flower"]["ports"]
     assert port == "127.0.0.1:5555:5555"
+
+
+def test_metrics_are_served_on_loopback_by_conveyor_metrics():
+    metrics = compose()["services"]["metrics"]
+    assert command_argv(metrics["command"])[:3] == ["conveyor", "metrics", "--serve"]
+    assert metrics["ports"] == ["127.0.0.1:9808:9808"]
 
 
 def test_every_named_volume_is_declared():
