@@ -61,7 +61,7 @@ def main() -> None:
         logs.configure()
         import_user_modules()
         # Outside standalone mode click returns an Exit's code instead of exiting.
-        code = cli(standalone_mode=False)
+        code = cli(standalone_mode=False, prog_name="conveyor")
         if isinstance(code, int) and code:
             sys.exit(code)
     except ConveyorError as exc:

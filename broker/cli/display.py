@@ -104,18 +104,20 @@ class ProgressDisplay:
         estimates: expected records per table id, from the previous sync of each table.
         console: where to draw (standard error by default).
         plain: write plain lines instead of redrawing (default: when not on a terminal).
+        ticker: in plain mode, a thread writes a line per running table every ``every`` seconds.
     """
 
     def __init__(
         self, estimates: dict[str, int] | None = None, console: Console | None = None,
         plain: bool | None = None, clock: Callable[[], float] = time.monotonic,
-        every: float = PLAIN_EVERY_SECONDS,
+        every: float = PLAIN_EVERY_SECONDS, ticker: bool = True,
     ) -> None:
         self.console = console or err_console
         self.plain = (not self.console.is_terminal) if plain is None else plain
         self.estimates = estimates or {}
         self.clock = clock
         self.every = every
+        self._use_ticker = ticker
         self.tables: dict[str, TableProgress] = {}
         self._penalty_until: float | None = None
         self._printed: dict[str, float] = {}
@@ -129,7 +131,7 @@ class ProgressDisplay:
         self._tasks: dict[str, TaskID] = {}
 
     def __enter__(self) -> ProgressDisplay:
-        if self.plain:
+        if self.plain and self._use_ticker:
             self._ticker = threading.Thread(target=self._tick, daemon=True)
             self._ticker.start()
         else:
@@ -202,12 +204,16 @@ class ProgressDisplay:
 
     def _tick(self) -> None:
         while not self._stop.wait(0.5):
-            now = self.clock()
-            with self._lock:
-                due = [k for k, t in self.tables.items()
-                       if t.state == "running" and now - self._printed.get(k, 0) >= self.every]
-            for key in due:
-                self._line(key)
+            self._tick_once()
+
+    def _tick_once(self) -> None:
+        """A plain line for each running table whose last line is older than ``every``."""
+        now = self.clock()
+        with self._lock:
+            due = [k for k, t in self.tables.items()
+                   if t.state == "running" and now - self._printed.get(k, 0) >= self.every]
+        for key in due:
+            self._line(key)
 
 
 def aligned(headers: Sequence[str], rows: Iterable[Sequence[str]]) -> str:
