@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from app.sync.outcome import outcome
-from app.sync.states import FINAL_RUN_STATES, RunState
+from app.sync.states import RunState
 
 
 @pytest.mark.parametrize(("failed", "cancelled", "rejected", "expected"), [

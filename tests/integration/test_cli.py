@@ -12,11 +12,12 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import TEST_REDIS_URL
 from app.sync.states import FINAL_RUN_STATES, RunState
+from tests.conftest import TEST_REDIS_URL
 from tests.support.fixtures import BASE_ID, TOKEN, sandbox_with
 
 ROOT = Path(__file__).resolve().parents[2]
+pytestmark = pytest.mark.integration
 DOWN_BROKER = "redis://127.0.0.1:1/0"
 
 
@@ -51,7 +52,8 @@ def test_help_is_clean_text():
 @pytest.mark.parametrize("command", ["run", "enqueue"])
 def test_run_and_enqueue_take_the_same_warehouse_and_tables_options(command):
     text = " ".join(conveyor(command, "--help", columns=200).stdout.split())
-    assert "--warehouse <str> Warehouse: a URL (sqlite:///file.db, postgresql://…) or a registered name" in text
+    assert ("--warehouse <str> Warehouse: a URL (sqlite:///file.db, postgresql://…) "
+            "or a registered name") in text
     assert "--tables <str> Comma-separated table names or ids" in text
 
 
@@ -141,7 +143,8 @@ def test_the_sandbox_prints_a_copy_pasteable_export_line_at_any_width():
 
 
 def test_every_final_state_has_its_own_documented_exit_code():
-    from broker.cli.exits import EXIT_CODES, TIMED_OUT, __doc__ as table
+    from broker.cli.exits import EXIT_CODES, TIMED_OUT
+    from broker.cli.exits import __doc__ as table
 
     assert set(EXIT_CODES) == set(FINAL_RUN_STATES)
     codes = list(EXIT_CODES.values()) + [TIMED_OUT]
