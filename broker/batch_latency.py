@@ -50,12 +50,10 @@ def connect_celery(app: Any) -> None:
     """Time every load_batch task in this worker (pool children inherit the handlers)."""
     from celery import signals
 
-    @signals.task_prerun.connect(weak=False)
     def _start(task_id: str = "", task: Any = None, **_: Any) -> None:
         if getattr(task, "name", None) == TASK:
             _started[task_id] = time.monotonic()
 
-    @signals.task_postrun.connect(weak=False)
     def _stop(task_id: str = "", task: Any = None, state: str | None = None, **_: Any) -> None:
         started = _started.pop(task_id, None)
         if started is None or state != "SUCCESS":
@@ -66,3 +64,6 @@ def connect_celery(app: Any) -> None:
             observe(redis_client(), time.monotonic() - started)
         except redis.RedisError:
             pass  # a metric must never fail a task; the next batch is measured again
+
+    signals.task_prerun.connect(_start, weak=False)
+    signals.task_postrun.connect(_stop, weak=False)

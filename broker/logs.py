@@ -153,6 +153,8 @@ def task_context(args: tuple[Any, ...] | list[Any], kwargs: dict[str, Any]) -> d
             fields.setdefault("run_id", arg.get("run_id"))
     if "run_id" not in fields and isinstance(kwargs.get("run_id"), str):
         fields["run_id"] = kwargs["run_id"]
+    if "run_id" not in fields and len(args) > 1 and isinstance(args[1], str):
+        fields["run_id"] = args[1]  # run_step(previous, run_id, workflow, step)
     return {k: v for k, v in fields.items() if v is not None}
 
 
@@ -169,27 +171,36 @@ def connect_celery(app: Any) -> None:
     # Before Celery sets up logging, warnings (e.g. the superuser warning) are already JSON.
     configure(logging.INFO, "json")
 
-    @signals.setup_logging.connect(weak=False)
     def _setup(loglevel: Any = None, **_: Any) -> None:
         configure(loglevel or logging.INFO, "json")
 
-    @signals.celeryd_after_setup.connect(weak=False)
+    class QuietBeat(app.Beat):  # type: ignore[misc]
+        """``celery beat`` without its banner, printed before logging starts."""
+
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **{**kwargs, "quiet": True})
+
+    app.Beat = QuietBeat
+
     def _no_banner(sender: str = "", instance: Any = None, **_: Any) -> None:
         # The banner is printed, not logged: it would be the only non-JSON output.
         if instance is not None:
             instance.quiet = True
         logging.getLogger("conveyor.worker").info("worker %s starting", sender)
 
-    @signals.task_prerun.connect(weak=False)
     def _prerun(task_id: str = "", task: Any = None, args: Any = (), kwargs: Any = None,
                 **_: Any) -> None:
         fields = task_context(args or (), kwargs or {})
         fields.update(task=getattr(task, "name", None), task_id=task_id)
         _tokens[task_id] = set_context(**fields)
 
-    @signals.task_postrun.connect(weak=False)
     def _postrun(task_id: str = "", **_: Any) -> None:
         token = _tokens.pop(task_id, None)
         if token is not None:
             with contextlib.suppress(ValueError):
                 reset_context(token)
+
+    signals.setup_logging.connect(_setup, weak=False)
+    signals.celeryd_after_setup.connect(_no_banner, weak=False)
+    signals.task_prerun.connect(_prerun, weak=False)
+    signals.task_postrun.connect(_postrun, weak=False)

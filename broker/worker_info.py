@@ -16,7 +16,10 @@ def conveyor_version() -> str:
         return "unknown"
 
 
-@inspect_command()  # type: ignore[misc]
-def conveyor_version_info(state: Any) -> dict[str, str]:
+def _version_info(state: Any) -> dict[str, str]:
     """``celery inspect conveyor_version_info``: this worker's Conveyor version."""
     return {"version": conveyor_version()}
+
+
+_version_info.__name__ = "conveyor_version_info"  # the remote-control command's name
+conveyor_version_info = inspect_command()(_version_info)
