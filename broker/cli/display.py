@@ -85,6 +85,15 @@ def describe(table: TableProgress, now: float, penalty: float | None) -> str:
     return ", ".join(parts)
 
 
+def _progress_console() -> Console:
+    """Standard error when it is a terminal and standard output is too (redraws there);
+    otherwise whichever of the two is not a terminal, for plain lines: ``conveyor enqueue
+    --wait > run.log`` gets its progress lines in the log, a cron job in its mail."""
+    if err_console.is_terminal and not out_console.is_terminal:
+        return out_console
+    return err_console
+
+
 class _DetailColumn(ProgressColumn):
     """Computed at each redraw, so rates, ETAs and the penalty countdown move between updates."""
 
@@ -98,7 +107,10 @@ class _DetailColumn(ProgressColumn):
 
 
 class ProgressDisplay:
-    """Live progress of a run's tables (on standard error); a ProgressListener.
+    """Live progress of a run's tables; a ProgressListener.
+
+    Redraws on standard error when standard output and error are both terminals; otherwise one
+    plain line per table every ``every`` seconds (see ``_progress_console``).
 
     Args:
         estimates: expected records per table id, from the previous sync of each table.
@@ -112,7 +124,7 @@ class ProgressDisplay:
         plain: bool | None = None, clock: Callable[[], float] = time.monotonic,
         every: float = PLAIN_EVERY_SECONDS, ticker: bool = True,
     ) -> None:
-        self.console = console or err_console
+        self.console = console or _progress_console()
         self.plain = (not self.console.is_terminal) if plain is None else plain
         self.estimates = estimates or {}
         self.clock = clock
