@@ -139,17 +139,19 @@ class Listing:
     epoch: int = 0
     #: Consecutive task slices that ended without the listing moving (a penalised source).
     stalls: int = 0
+    #: Sent again by the recovery sweep: the requests it makes are the recovery's cost.
+    resumed: bool = False
     v: int = 1
 
     def to_json(self) -> dict[str, Any]:
         return {"cursor": self.cursor, "next_batch": self.next_batch, "epoch": self.epoch,
-                "stalls": self.stalls, "v": self.v}
+                "stalls": self.stalls, "resumed": self.resumed, "v": self.v}
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Listing:
         return cls(cursor=data.get("cursor"), next_batch=int(data.get("next_batch", 0)),
                    epoch=int(data.get("epoch", 0)), stalls=int(data.get("stalls", 0)),
-                   v=data.get("v", 1))
+                   resumed=bool(data.get("resumed", False)), v=data.get("v", 1))
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ bounded batches → finish (swap a staging table in) or abort.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
 from app.contracts import Batch, BatchResult, Record, TableRef, TableSchema, TableTarget
@@ -119,6 +119,33 @@ def iter_batches(pages: Iterable[Page], sync: TableSync, first_batch_no: int) ->
             batch_no, pending, pending_bytes = batch_no + 1, [], 0
     if pending or batch_no == first_batch_no:
         yield FetchedBatch(sync.batch(batch_no, pending), cursor, cursor is None)
+
+
+def listing_batches(extractor: TabularExtractor, sync: TableSync,
+                    on_page: Callable[[], None] | None = None) -> Iterator[FetchedBatch]:
+    """The batches of the table's listing from ``sync.listing``. A listing from the start
+    batches its first page on its own, exactly as ``first_page`` + ``iter_batches([page])``
+    do, so both drivers cut the same batches. ``on_page`` is told of every page requested."""
+    listing = sync.listing
+    start, cursor = listing.next_batch, listing.cursor
+    if cursor is None:
+        page = first_page(extractor, sync)
+        if on_page:
+            on_page()
+        fetched: FetchedBatch | None = None
+        for fetched in iter_batches([page], sync, start):
+            yield fetched
+        if fetched is None or fetched.last:
+            return
+        start, cursor = fetched.batch.batch_no + 1, fetched.cursor
+    yield from iter_batches(_counted(extractor.iter_pages(sync.table, cursor), on_page), sync, start)
+
+
+def _counted(pages: Iterator[Page], on_page: Callable[[], None] | None) -> Iterator[Page]:
+    for page in pages:
+        if on_page:
+            on_page()
+        yield page
 
 
 def load(warehouse: Warehouse, sync: TableSync, batch: Batch) -> BatchResult:

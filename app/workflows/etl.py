@@ -15,7 +15,7 @@ from app.registry import register_workflow
 from app.settings import get_settings
 from app.sync import rules, steps
 from app.sync.components import ExtractorArg, WarehouseArg, extractor_config, warehouse_config
-from app.sync.plan import ComponentConfig, RunOptions, RunPlan, TableSync
+from app.sync.plan import ComponentConfig, Listing, RunOptions, RunPlan, TableSync
 from app.sync.services import RunServices, default_services
 from app.sync.states import RunState, TableState
 from app.warehouses import Warehouse, warehouse_for_url
@@ -201,22 +201,19 @@ class InProcessRun:
         self.recorder.table_state(sync.run_id, sync.table.table_id, TableState.RUNNING,
                                   sql_table=report.sql_table)
         last = self._load(sync, steps.iter_batches([page], sync, 0), report)
+        if not last.last:
+            sync = sync.with_(listing=Listing(cursor=last.cursor, next_batch=last.batch.batch_no + 1))
         restarts = 0
         while not last.last:
             try:
-                pages = self.extractor.iter_pages(sync.table, last.cursor)
-                last = self._load(sync, steps.iter_batches(pages, sync, last.batch.batch_no + 1),
-                                  report)
+                last = self._load(sync, steps.listing_batches(self.extractor, sync), report)
             except CursorExpiredError:
                 restarts += 1
                 if restarts > MAX_LISTING_RESTARTS:
                     raise
-                listing = rules.restart(sync.listing)
-                sync = sync.with_(listing=listing)
+                sync = sync.with_(listing=rules.restart(sync.listing))
                 report.reset_counts()
                 self.recorder.counts_reset(sync.run_id, sync.table.table_id)
-                pages = self.extractor.iter_pages(sync.table, None)
-                last = self._load(sync, steps.iter_batches(pages, sync, listing.next_batch), report)
         steps.finish(self.warehouse, sync)
         return sync
 
