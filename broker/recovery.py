@@ -20,6 +20,7 @@ from typing import Any
 
 from celery import bootsteps
 
+from app.settings import get_settings
 from app.sync.plan import TableSync
 from app.sync.states import RunState
 from broker import policies
@@ -93,6 +94,12 @@ def _recover(run: dict[str, Any], now: datetime, recover_after: float, store: Ru
         return False
     quiet = _age(run.get("last_seen_at") or run.get("started_at"), now)
     if quiet is None or quiet < recover_after:
+        return False
+    guards = store.guards(run_id)
+    holder = OverlapGuard(store.r, get_settings().conveyor_guard_ttl_seconds).acquire(guards, run_id)
+    if holder is not None:  # its guards expired while it was quiet, and another run took them
+        store.set_state(run_id, RunState.FAILED,
+                        error=f"stalled, and run {holder} took over its tables meanwhile")
         return False
     unfinished = [t for t in run["tables"] if t["state"] not in ("succeeded", "failed", "cancelled")]
     if not unfinished:
