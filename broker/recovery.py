@@ -149,7 +149,7 @@ def _send(task: str, *args: Any) -> None:
     celery_app.send_task(task, args=args)
 
 
-class RecoverySweep(bootsteps.StartStopStep):  # type: ignore[misc]  (Celery is untyped)
+class RecoverySweep(bootsteps.StartStopStep):  # Celery is untyped: Any to mypy
     """Every worker runs the sweep on a timer; a Redis lock lets one of them do it each time."""
 
     requires = {"celery.worker.components:Timer"}

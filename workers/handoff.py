@@ -24,7 +24,7 @@ from workers.context import barrier, keep_alive, status_store
 log = logging.getLogger(__name__)
 
 
-class SyncTask(Task):  # type: ignore[misc]  (Celery is untyped)
+class SyncTask(Task):  # Celery is untyped: Task is Any to mypy
     """A step of the sync model: transient errors retried by Celery, anything else fails the
     step's table (or run) through ``on_failure``."""
 
