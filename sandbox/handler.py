@@ -9,21 +9,17 @@ from __future__ import annotations
 
 import json
 import logging
-import random
-import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from sandbox import errors, meta, writes
 from sandbox.listing import list_page, query_from_body, query_from_params, render
 from sandbox.model import SandboxBase, SandboxTable
-
-if TYPE_CHECKING:
-    from sandbox.server import Sandbox
+from sandbox.state import SandboxState
 
 logger = logging.getLogger(__name__)
 
@@ -68,20 +64,6 @@ def route(method: str, path: str) -> Route:
     return Route("unknown")
 
 
-class _Failures:
-    """Seeded coin flips for ``failure_rate``, so a failing run can be replayed."""
-
-    def __init__(self, seed: int) -> None:
-        self._rng = random.Random(seed)
-        self._lock = threading.Lock()
-
-    def pick(self, rate: float) -> int | None:
-        with self._lock:
-            if rate <= 0 or self._rng.random() >= rate:
-                return None
-            return self._rng.choice(sorted(errors.SERVER_ERRORS))
-
-
 def _body_dict(body: Any) -> Mapping[str, Any]:
     if body is None:
         return {}
@@ -90,7 +72,7 @@ def _body_dict(body: Any) -> Mapping[str, Any]:
     return body
 
 
-def _table(sandbox: Sandbox, base: SandboxBase, name: str) -> SandboxTable:
+def _table(sandbox: SandboxState, base: SandboxBase, name: str) -> SandboxTable:
     table = base.table(name)
     if table is None:
         if sandbox.config.legacy_table_not_found:
@@ -99,7 +81,7 @@ def _table(sandbox: Sandbox, base: SandboxBase, name: str) -> SandboxTable:
     return table
 
 
-def dispatch(sandbox: Sandbox, method: str, where: Route, params: dict[str, list[str]],
+def dispatch(sandbox: SandboxState, method: str, where: Route, params: dict[str, list[str]],
              body: Any) -> tuple[int, Any]:
     """Serve one authenticated, admitted request; returns status and JSON payload."""
     if where.kind == "meta_whoami":
@@ -160,7 +142,7 @@ class SandboxHandler(BaseHTTPRequestHandler):
         self._serve("DELETE")
 
     @property
-    def sandbox(self) -> Sandbox:
+    def sandbox(self) -> SandboxState:
         return self.server.sandbox  # type: ignore[attr-defined, no-any-return]
 
     def _read_body(self) -> bytes:
@@ -220,7 +202,3 @@ class SandboxHandler(BaseHTTPRequestHandler):
         except (BrokenPipeError, ConnectionResetError):
             self.close_connection = True  # the client went away; nothing left to tell it
 
-
-def make_failures(seed: int) -> _Failures:
-    """The failure-injection coin for a sandbox seeded with ``seed``."""
-    return _Failures(seed)
