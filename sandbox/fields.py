@@ -12,6 +12,9 @@ SANDBOX_USER: dict[str, str] = {
     "name": "Sandbox token",
 }
 
+# Fields whose values follow other records through a link field.
+LINKED_TYPES = frozenset({"count", "multipleLookupValues", "rollup"})
+
 # Fields Airtable computes itself: writing to them is refused with a 422.
 COMPUTED_TYPES = frozenset({
     "autoNumber", "button", "count", "createdBy", "createdTime", "formula", "lastModifiedBy",
@@ -27,10 +30,13 @@ class SandboxField:
     type: str
     id: str
     options: dict[str, Any] | None = None
+    description: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         """The field as ``GET /v0/meta/bases/{baseId}/tables`` lists it."""
         data: dict[str, Any] = {"id": self.id, "name": self.name, "type": self.type}
+        if self.description:
+            data["description"] = self.description
         if self.options is not None:
             data["options"] = self.options
         return data

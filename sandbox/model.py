@@ -1,11 +1,10 @@
-"""Bases, tables, fields and records held by the sandbox, with Airtable's write semantics."""
+"""Tables, fields and records held by the sandbox, with Airtable's write semantics."""
 
 from __future__ import annotations
 
 import random
 import threading
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from sandbox import errors
@@ -14,9 +13,13 @@ from sandbox.fields import COMPUTED_TYPES, SANDBOX_USER, SandboxField, is_empty
 from sandbox.values import coerce_value
 
 Record = dict[str, Any]
+#: One record's change: (before, after); None before a creation and after a deletion.
+Diff = tuple[Record | None, Record | None]
+#: Told of every committed write (create, update, delete) with the table and its record diffs.
+WriteObserver = Callable[["SandboxTable", Sequence[Diff]], None]
 
-__all__ = ["COMPUTED_TYPES", "SANDBOX_USER", "Record", "SandboxBase", "SandboxField", "SandboxTable",
-           "is_empty"]
+__all__ = ["COMPUTED_TYPES", "SANDBOX_USER", "Diff", "Record", "SandboxField", "SandboxTable",
+           "WriteObserver", "is_empty"]
 
 
 class SandboxTable:
@@ -41,7 +44,11 @@ class SandboxTable:
         self.fields = list(fields)
         self.description = description
         self.view_id = "viw" + id[3:]
-        self._lock = threading.RLock()
+        # A base replaces this with its own lock: one transaction at a time per base, as in
+        # Airtable, and no lock-order deadlock when a write recomputes another table.
+        self.lock = threading.RLock()
+        # Set by the base holding the table (webhook payloads, computed fields).
+        self.on_write: WriteObserver | None = None
         self._rng = random.Random(id)
         self._records: dict[str, Record] = {r["id"]: r for r in records}
         self._modified: dict[str, int] = dict(modified_ms or {})
@@ -61,7 +68,7 @@ class SandboxTable:
     @property
     def records(self) -> list[Record]:
         """The current records, in creation order (a new list; the records are shared)."""
-        with self._lock:
+        with self.lock:
             return list(self._records.values())
 
     def __len__(self) -> int:
@@ -106,7 +113,7 @@ class SandboxTable:
         Raises:
             ApiError: 422 for an unknown field or a value the field cannot hold.
         """
-        with self._lock:
+        with self.lock:
             cleaned = [self._clean(fields, typecast) for fields in batch]
             stamp = now_ms()
             created = []
@@ -119,7 +126,9 @@ class SandboxTable:
                 self._modified[record_id] = stamp
                 self._created[record_id] = stamp
                 created.append(record)
-            return created
+            self._notify([(None, record) for record in created])
+            # The base may have filled lookups and rollups in since: answer with what is stored.
+            return [self._records.get(str(r["id"]), r) for r in created]
 
     def update(
         self, record_id: str, fields: Mapping[str, Any], *, replace: bool = False,
@@ -143,14 +152,14 @@ class SandboxTable:
         Raises:
             ApiError: 422 ``ROW_DOES_NOT_EXIST`` for an unknown id, or a field or value error.
         """
-        with self._lock:
+        with self.lock:
             cleaned = [(record_id, self._clean(fields, typecast)) for record_id, fields in batch]
             for record_id, _ in cleaned:
                 if record_id not in self._records:
                     raise errors.typed(422, "ROW_DOES_NOT_EXIST",
                                        f"Record ID {record_id} does not exist in this table")
             stamp = now_ms()
-            updated = []
+            updated, diffs = [], []
             for record_id, values in cleaned:
                 old = self._records[record_id]
                 kept = self._computed_values(old["fields"]) if replace else dict(old["fields"])
@@ -160,18 +169,100 @@ class SandboxTable:
                 self._records[record_id] = record
                 self._modified[record_id] = stamp
                 updated.append(record)
-            return updated
+                diffs.append((old, record))
+            self._notify(diffs)
+            return [self._records.get(str(r["id"]), r) for r in updated]
 
     def delete(self, record_id: str) -> bool:
         """Delete one record; False if there was no such record."""
-        with self._lock:
-            if self._records.pop(record_id, None) is None:
-                return False
-            self._modified.pop(record_id, None)
-            self._created.pop(record_id, None)
-            return True
+        return bool(self.delete_many([record_id]))
+
+    def delete_many(self, record_ids: Iterable[str]) -> list[str]:
+        """Delete records in one transaction; returns the ids that existed."""
+        with self.lock:
+            diffs: list[Diff] = []
+            for record_id in record_ids:
+                old = self._records.pop(record_id, None)
+                if old is not None:
+                    self._modified.pop(record_id, None)
+                    self._created.pop(record_id, None)
+                    diffs.append((old, None))
+            self._notify(diffs)
+            return [old["id"] for old, _ in diffs if old is not None]
+
+    def set_system_values(self, record_id: str, values: Mapping[str, Any]) -> Diff | None:
+        """Store values the sandbox itself derives (lookups, rollups, counts, links to deleted
+        records) without moving the record's modified time, as Airtable does; None if unchanged.
+
+        Returns:
+            The (before, after) pair; the caller reports it (this does not call ``on_write``).
+        """
+        with self.lock:
+            old = self._records.get(record_id)
+            if old is None:
+                return None
+            merged = dict(old["fields"])
+            for name, value in values.items():
+                if is_empty(value):
+                    merged.pop(name, None)
+                else:
+                    merged[name] = value
+            if merged == old["fields"]:
+                return None
+            record = {"id": record_id, "createdTime": old["createdTime"], "fields": merged}
+            self._records[record_id] = record
+            return (old, record)
+
+    # -- schema --------------------------------------------------------------------------------
+
+    def add_field(self, new: SandboxField) -> None:
+        """Append a field (no record has a value in it yet).
+
+        Raises:
+            ApiError: 422 when the name is empty or already taken (case-insensitively).
+        """
+        with self.lock:
+            self._check_name(new.name)
+            self.fields.append(new)
+
+    def rename_field(self, field_id: str, name: str) -> SandboxField:
+        """Rename a field, keeping its id and every value; returns the field as it was.
+
+        Raises:
+            ApiError: 422 for an unknown field id, or a name that is empty or taken.
+        """
+        with self.lock:
+            target = next((f for f in self.fields if f.id == field_id), None)
+            if target is None:
+                raise errors.typed(422, "INVALID_FIELD_ID", f"Unknown field id {field_id}")
+            before = SandboxField(target.name, target.type, target.id, target.options,
+                                  target.description)
+            if name == target.name:
+                return before
+            self._check_name(name)
+            old_name = target.name
+            renamed = SandboxField(name, target.type, target.id, target.options,
+                                   target.description)
+            self.fields[self.fields.index(target)] = renamed
+            for record_id, record in list(self._records.items()):
+                if old_name in record["fields"]:
+                    values = {(name if k == old_name else k): v
+                              for k, v in record["fields"].items()}
+                    self._records[record_id] = {**record, "fields": values}
+            return before
+
+    def _check_name(self, name: str) -> None:
+        if not name.strip():
+            raise errors.typed(422, "INVALID_FIELD_NAME", "Field name cannot be empty")
+        if any(f.name.casefold() == name.casefold() for f in self.fields):
+            raise errors.typed(422, "DUPLICATE_OR_EMPTY_FIELD_NAME",
+                               f'A field named "{name}" already exists in this table')
 
     # -- helpers -------------------------------------------------------------------------------
+
+    def _notify(self, diffs: Sequence[Diff]) -> None:
+        if diffs and self.on_write is not None:
+            self.on_write(self, diffs)
 
     def _stored_modified(self, record: Record) -> int:
         for candidate in self.fields:
@@ -236,22 +327,3 @@ class SandboxTable:
 
     def _field_by_id(self, field_id: Any) -> SandboxField | None:
         return next((f for f in self.fields if f.id == field_id), None)
-
-
-@dataclass
-class SandboxBase:
-    """One base: an id (``app…``), a name and its tables."""
-
-    id: str
-    name: str
-    tables: list[SandboxTable] = field(default_factory=list)
-
-    def table(self, id_or_name: str) -> SandboxTable | None:
-        """The table with this id, else the one with exactly this name, else None."""
-        for candidate in self.tables:
-            if candidate.id == id_or_name:
-                return candidate
-        for candidate in self.tables:
-            if candidate.name == id_or_name:
-                return candidate
-        return None

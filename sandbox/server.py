@@ -11,9 +11,9 @@ from http.server import ThreadingHTTPServer
 from types import TracebackType
 from typing import Any
 
+from sandbox.base import SandboxBase
 from sandbox.config import SandboxConfig
 from sandbox.handler import SandboxHandler
-from sandbox.model import SandboxBase
 from sandbox.state import SandboxState
 
 logger = logging.getLogger(__name__)

@@ -7,9 +7,11 @@ import threading
 from collections.abc import Iterable
 
 from sandbox import errors
+from sandbox.base import SandboxBase
+from sandbox.clock import CLOCK
 from sandbox.config import RateLimiter, SandboxConfig, SandboxStats
 from sandbox.listing import Iterators
-from sandbox.model import SandboxBase
+from sandbox.webhooks import Webhooks
 
 
 class Failures:
@@ -38,3 +40,8 @@ class SandboxState:
         self.limiter = RateLimiter(lambda: self.config)
         self.iterators = Iterators(lambda: self.config)
         self.failures = Failures(self.config.seed)
+        # The process-wide sandbox clock: ``sandbox.clock.advance(days=8)`` to time-travel.
+        self.clock = CLOCK
+        self.webhooks = Webhooks(self.config.seed)
+        for base in self.bases.values():
+            self.webhooks.attach(base)
