@@ -234,8 +234,12 @@ class SandboxBase:
         if not plans:
             return set()
         hit_own = touched.get(table.id, set())
+        if any(plan[3] for plan in plans):  # a linked record changed: who links to it?
+            candidates = table.records
+        else:  # only the table's own records changed: no need to scan the rest
+            candidates = [r for r in map(table.get, sorted(hit_own)) if r is not None]
         changed: set[str] = set()
-        for record in table.records:
+        for record in candidates:
             values: dict[str, Any] = {}
             for computed, link_name, source, hit_source, read_name in plans:
                 links = record["fields"].get(link_name) or []

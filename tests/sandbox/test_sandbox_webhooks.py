@@ -187,6 +187,21 @@ def test_record_writes_become_one_payload_per_transaction(api: Api, base: Sandbo
     assert list(hook.payloads(cursor=3))[0].base_transaction_number == numbers[2]
 
 
+def test_an_upsert_that_creates_and_updates_is_one_transaction(api: Api,
+                                                              base: SandboxBase) -> None:
+    hook = _hook(api, base.id)
+    table = api.table(base.id, "Projects")
+    existing = table.first(formula=F.NOT(F.EQ(F.Field("Name"), "")))
+    assert existing is not None
+    answer = table.batch_upsert([{"fields": {"Name": existing["fields"]["Name"], "Quantity": 5}},
+                                 {"fields": {"Name": "Upserted project", "Quantity": 6}}],
+                                key_fields=["Name"])
+    [payload] = list(hook.payloads())
+    projects = payload.changed_tables_by_id[base.table("Projects").id]  # type: ignore[union-attr]
+    assert set(projects.created_records_by_id) == set(answer["createdRecords"])
+    assert set(projects.changed_records_by_id) == {existing["id"]} == set(answer["updatedRecords"])
+
+
 def test_payload_pages_hold_at_most_fifty_and_say_might_have_more(api: Api, base: SandboxBase,
                                                                   sandbox: Sandbox) -> None:
     hook = _hook(api, base.id)
