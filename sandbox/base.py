@@ -146,6 +146,14 @@ class SandboxBase:
                              {table.id: TableChanges(changed_fields=[(before, after)])})
             return after
 
+    def delete_field(self, table: SandboxTable, field_id: str) -> SandboxField:
+        """Delete a field as a person would in Airtable's UI (the API has no such call); one
+        transaction reporting ``destroyedFieldIds``."""
+        with self.lock:
+            removed = table.remove_field(field_id)
+            self._commit("client", {table.id: TableChanges(destroyed_field_ids=[field_id])})
+            return removed
+
     def replace_table(self, old: SandboxTable, new: SandboxTable) -> None:
         """Swap in a rebuilt table (a retyped field); fields whose name or type changed are
         reported as changed fields."""

@@ -251,6 +251,23 @@ class SandboxTable:
                     self._records[record_id] = {**record, "fields": values}
             return before
 
+    def remove_field(self, field_id: str) -> SandboxField:
+        """Delete a field and its values (Airtable's UI can; its API cannot).
+
+        Raises:
+            KeyError: no field has this id, or it is the primary field.
+        """
+        with self.lock:
+            target = next((f for f in self.fields if f.id == field_id), None)
+            if target is None or target is self.primary_field:
+                raise KeyError(f"no deletable field {field_id!r} in table {self.name!r}")
+            self.fields.remove(target)
+            for record_id, record in list(self._records.items()):
+                if target.name in record["fields"]:
+                    values = {k: v for k, v in record["fields"].items() if k != target.name}
+                    self._records[record_id] = {**record, "fields": values}
+            return target
+
     def _check_name(self, name: str) -> None:
         if not name.strip():
             raise errors.typed(422, "INVALID_FIELD_NAME", "Field name cannot be empty")

@@ -15,7 +15,15 @@ from pyairtable import Api
 from pyairtable import formulas as F
 from pyairtable.models.webhook import Webhook
 
-from sandbox import CLOCK, Sandbox, SandboxBase, SandboxConfig, build_base, run_sandbox
+from sandbox import (
+    CLOCK,
+    Sandbox,
+    SandboxBase,
+    SandboxConfig,
+    build_base,
+    rename_and_retype,
+    run_sandbox,
+)
 
 TOKEN = "sandbox-token"
 EVERYTHING = {"options": {
@@ -338,6 +346,24 @@ def test_fields_created_and_renamed_through_the_metadata_api(api: Api, base: San
     change = renamed.changed_tables_by_id[clients_id].changed_fields_by_id[region.id]
     assert change.current.name == "Sales region"
     assert change.previous is not None and change.previous.name == "Region"
+
+
+def test_a_field_deleted_in_the_ui_and_one_retyped_show_up_as_field_changes(
+        api: Api, base: SandboxBase) -> None:
+    hook = _hook(api, base.id)
+    projects = base.table("Projects")
+    assert projects is not None
+    ids = _ids(base, "Projects")
+    base.delete_field(projects, ids["Notes"])
+    rename_and_retype(base, "Projects", "Quantity", name="Amount", type="singleLineText")
+    deleted, retyped = list(hook.payloads())
+    assert deleted.changed_tables_by_id[projects.id].destroyed_field_ids == [ids["Notes"]]
+    assert deleted.action_metadata is not None and deleted.action_metadata.source == "client"
+    change = retyped.changed_tables_by_id[projects.id].changed_fields_by_id[ids["Quantity"]]
+    assert change.current.model_dump() == {"name": "Amount", "type": "singleLineText"}
+    assert change.previous is not None and change.previous.name == "Quantity"
+    assert all("Notes" not in r["fields"] for r in api.table(base.id, "Projects").all())
+    assert {f.name for f in api.table(base.id, "Projects").schema().fields} >= {"Amount"}
 
 
 # -- time -----------------------------------------------------------------------------------------
