@@ -30,6 +30,14 @@ def test_package_has_no_import_cycle(package: str) -> None:
     assert not found, f"import cycles in {package}:\n{found}"
 
 
+@LEAD_FIXES
+def test_no_cycle_crosses_the_packages() -> None:
+    """All four packages as one graph: a cycle may cross packages too."""
+    found = describe(*(ROOT / name for name in ("app", "broker", "workers", "sandbox")))
+    print(f"import cycles across app, broker, workers, sandbox:\n{found or '(none)'}")
+    assert not found, f"import cycles across packages:\n{found}"
+
+
 def _write(root: Path, files: dict[str, str]) -> Path:
     for name, text in files.items():
         path = root / name
@@ -59,6 +67,15 @@ def test_checker_finds_cycles_hidden_in_functions_and_type_checking(tmp_path: Pa
                                     ["pkg.sub.x", "pkg.sub.y", "pkg.sub.x"]]
     assert cycle_components(package) == [["pkg.a", "pkg.b", "pkg.c"], ["pkg.sub.x", "pkg.sub.y"]]
     assert "pkg.a -> pkg.b -> pkg.c -> pkg.a" in describe(package)
+
+
+def test_checker_finds_a_cycle_between_two_packages(tmp_path: Path) -> None:
+    _write(tmp_path, {
+        "low/__init__.py": "", "low/a.py": "def f():\n    from high import b\n",
+        "high/__init__.py": "", "high/b.py": "import low.a\n",
+    })
+    assert find_cycles(tmp_path / "low") == [] and find_cycles(tmp_path / "high") == []
+    assert find_cycles(tmp_path / "low", tmp_path / "high") == [["high.b", "low.a", "high.b"]]
 
 
 def test_checker_passes_a_package_that_only_imports_downward(tmp_path: Path) -> None:

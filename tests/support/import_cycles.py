@@ -1,4 +1,4 @@
-"""Find import cycles among the modules of one package, reading the source only (never importing).
+"""Find import cycles among the modules of packages, reading the source only (never importing).
 
 Every ``import`` and ``from … import`` counts wherever it stands: at module level, inside a
 function or method, under ``if TYPE_CHECKING:`` or in a ``try``. A deferred import still ties
@@ -52,9 +52,15 @@ def _inside(name: str, modules: Iterable[str]) -> str | None:
     return best
 
 
-def import_graph(root: Path) -> Graph:
-    """Module -> the modules of the same package it imports (anywhere in its source)."""
-    modules = package_modules(root)
+def import_graph(*roots: Path) -> Graph:
+    """Module -> the modules of the given packages it imports (anywhere in its source).
+
+    Several roots make one graph, so a cycle that crosses packages (``broker`` -> ``workers``
+    -> ``broker``) is found too.
+    """
+    modules: dict[str, Path] = {}
+    for root in roots:
+        modules.update(package_modules(root))
     graph: Graph = {name: set() for name in modules}
     for name, path in modules.items():
         is_package = path.name == "__init__.py"
@@ -143,25 +149,25 @@ def _shortest_cycle(graph: Graph, members: list[str]) -> list[str]:
     return members  # unreachable for a real component
 
 
-def find_cycles(root: Path) -> list[list[str]]:
+def find_cycles(*roots: Path) -> list[list[str]]:
     """Each import cycle of the package at ``root``, as ``[a, b, …, a]``, one per component.
 
     A component (modules that all reach each other through imports) is reported once, by a
     shortest cycle through its alphabetically first module; the other members are in
     ``cycle_components``.
     """
-    graph = import_graph(root)
+    graph = import_graph(*roots)
     return [_shortest_cycle(graph, members) for members in _components(graph)]
 
 
-def cycle_components(root: Path) -> list[list[str]]:
+def cycle_components(*roots: Path) -> list[list[str]]:
     """The modules of each component that contains a cycle, sorted."""
-    return _components(import_graph(root))
+    return _components(import_graph(*roots))
 
 
-def describe(root: Path) -> str:
+def describe(*roots: Path) -> str:
     """Lines naming every cycle and the modules caught in it, or an empty string."""
-    graph = import_graph(root)
+    graph = import_graph(*roots)
     lines = []
     for members in _components(graph):
         lines.append(" -> ".join(_shortest_cycle(graph, members))
