@@ -76,6 +76,8 @@ class Transaction:
 
 
 Listener = Callable[["SandboxBase", Transaction], None]
+#: Table id -> record id -> names of the fields that changed (None: created or deleted).
+Touched = dict[str, dict[str, set[str] | None]]
 
 
 @dataclass(eq=False)
@@ -176,7 +178,7 @@ class SandboxBase:
         no transaction, no modified time moves."""
         with self.lock:
             for table in self.tables:
-                everything = {table.id: {r["id"] for r in table.records}}
+                everything: Touched = {table.id: {r["id"]: None for r in table.records}}
                 self._recompute(table, everything, TableChanges())
 
     def _adopt(self, table: SandboxTable) -> None:
@@ -187,12 +189,16 @@ class SandboxBase:
         with self.lock:
             changes = {table.id: TableChanges()}
             changes[table.id].file(diffs)
-            touched = {table.id: {(new or old or {})["id"] for old, new in diffs}}
+            touched: Touched = {table.id: {}}
+            for old, new in diffs:
+                record = new or old
+                if record is not None:
+                    touched[table.id][record["id"]] = _changed_names(old, new)
             dead = {old["id"] for old, new in diffs if new is None and old is not None}
             if dead:
                 self._unlink(table.id, dead, changes, touched)
             for _ in range(_MAX_CASCADE):
-                following: dict[str, set[str]] = {}
+                following: Touched = {}
                 for candidate in self.tables:
                     found = self._recompute(candidate, touched,
                                             changes.setdefault(candidate.id, TableChanges()))
@@ -204,7 +210,7 @@ class SandboxBase:
             self._commit("publicApi", changes)
 
     def _unlink(self, table_id: str, dead: set[str], changes: dict[str, TableChanges],
-                touched: dict[str, set[str]]) -> None:
+                touched: Touched) -> None:
         """Drop deleted records from the link cells that pointed at them."""
         for table in self.tables:
             for link in table.fields:
@@ -218,12 +224,14 @@ class SandboxBase:
                             record["id"], {link.name: [i for i in links if i not in dead]})
                         if diff is not None:
                             changes.setdefault(table.id, TableChanges()).file([diff])
-                            touched.setdefault(table.id, set()).add(record["id"])
+                            names = touched.setdefault(table.id, {}).get(record["id"], set())
+                            if names is not None:
+                                touched[table.id][record["id"]] = names | {link.name}
 
-    def _recompute(self, table: SandboxTable, touched: Mapping[str, set[str]],
-                   changes: TableChanges) -> set[str]:
-        """Recompute the linked values of ``table``'s records that read a touched record (or
-        are touched themselves); returns the ids whose values changed."""
+    def _recompute(self, table: SandboxTable, touched: Touched,
+                   changes: TableChanges) -> dict[str, set[str] | None]:
+        """Recompute the linked values of ``table``'s records that read a changed cell (or
+        whose own link changed); returns the ids whose values changed, with the field names."""
         plans = []
         for computed in table.fields:
             if computed.type not in LINKED_TYPES:
@@ -234,22 +242,27 @@ class SandboxBase:
             source = self.table((link.options or {}).get("linkedTableId") or "")
             if source is None:
                 continue
-            hit_source = touched.get(source.id, set())
-            if hit_source or touched.get(table.id):
-                read = source.field(linked_field_id(computed) or "")
-                plans.append((computed, link.name, source, hit_source,
-                              read.name if read is not None else None))
+            read = source.field(linked_field_id(computed) or "")
+            read_name = read.name if read is not None else None
+            # A count reads only whether linked records exist; lookups and rollups one field.
+            watched = None if computed.type == "count" else read_name
+            hit_source = {i for i, names in touched.get(source.id, {}).items()
+                          if names is None or (watched is not None and watched in names)}
+            hit_own = {i for i, names in touched.get(table.id, {}).items()
+                       if names is None or link.name in names}
+            if hit_source or hit_own:
+                plans.append((computed, link.name, source, read_name, hit_source, hit_own))
         if not plans:
-            return set()
-        hit_own = touched.get(table.id, set())
-        if any(plan[3] for plan in plans):  # a linked record changed: who links to it?
+            return {}
+        if any(plan[4] for plan in plans):  # a linked record changed: who links to it?
             candidates = table.records
-        else:  # only the table's own records changed: no need to scan the rest
-            candidates = [r for r in map(table.get, sorted(hit_own)) if r is not None]
-        changed: set[str] = set()
+        else:  # only the table's own links changed: no need to scan the rest
+            own = sorted(set().union(*(plan[5] for plan in plans)))
+            candidates = [r for r in map(table.get, own) if r is not None]
+        changed: dict[str, set[str] | None] = {}
         for record in candidates:
             values: dict[str, Any] = {}
-            for computed, link_name, source, hit_source, read_name in plans:
+            for computed, link_name, source, read_name, hit_source, hit_own in plans:
                 links = record["fields"].get(link_name) or []
                 if record["id"] in hit_own or any(i in hit_source for i in links):
                     values[computed.name] = compute(computed, links, _reader(source), read_name)
@@ -257,7 +270,7 @@ class SandboxBase:
                 diff = table.set_system_values(record["id"], values)
                 if diff is not None:
                     changes.file([diff])
-                    changed.add(record["id"])
+                    changed[record["id"]] = _changed_names(*diff)
         return changed
 
     def _commit(self, source: str, changes: dict[str, TableChanges]) -> None:
@@ -281,3 +294,10 @@ def _reader(table: SandboxTable) -> Callable[[str], Mapping[str, Any] | None]:
         found = table.get(record_id)
         return None if found is None else found["fields"]
     return fetch
+
+
+def _changed_names(old: Record | None, new: Record | None) -> set[str] | None:
+    if old is None or new is None:
+        return None
+    before, after = old["fields"], new["fields"]
+    return {k for k in before.keys() | after.keys() if before.get(k) != after.get(k)}
