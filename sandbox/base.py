@@ -16,6 +16,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
+from sandbox import schema
 from sandbox.clock import make_id, now_ms
 from sandbox.computed import compute, link_field_id, linked_field_id
 from sandbox.fields import LINKED_TYPES, SandboxField
@@ -133,14 +134,14 @@ class SandboxBase:
             while field_id in taken:
                 field_id = make_id("fld", self._rng)
             new = SandboxField(name, type, field_id, options, description)
-            table.add_field(new)
+            schema.add_field(table, new)
             self._commit("publicApi", {table.id: TableChanges(created_fields=[new])})
             return new
 
     def rename_field(self, table: SandboxTable, field_id: str, name: str) -> SandboxField:
         """Rename a field (``PATCH …/fields/{id}``), keeping its values; one transaction."""
         with self.lock:
-            before = table.rename_field(field_id, name)
+            before = schema.rename_field(table, field_id, name)
             after = table.field(field_id)
             assert after is not None
             if before.name != after.name:
@@ -152,7 +153,7 @@ class SandboxBase:
         """Delete a field as a person would in Airtable's UI (the API has no such call); one
         transaction reporting ``destroyedFieldIds``."""
         with self.lock:
-            removed = table.remove_field(field_id)
+            removed = schema.remove_field(table, field_id)
             self._commit("client", {table.id: TableChanges(destroyed_field_ids=[field_id])})
             return removed
 

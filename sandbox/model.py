@@ -215,65 +215,14 @@ class SandboxTable:
 
     # -- schema --------------------------------------------------------------------------------
 
-    def add_field(self, new: SandboxField) -> None:
-        """Append a field (no record has a value in it yet).
-
-        Raises:
-            ApiError: 422 when the name is empty or already taken (case-insensitively).
-        """
+    def map_records(self, change: Callable[[dict[str, Any]], dict[str, Any]]) -> None:
+        """Replace each record's fields by ``change(fields)`` (a field renamed or deleted);
+        modified times stay, and no write is reported (``sandbox.schema`` reports the change)."""
         with self.lock:
-            self._check_name(new.name)
-            self.fields.append(new)
-
-    def rename_field(self, field_id: str, name: str) -> SandboxField:
-        """Rename a field, keeping its id and every value; returns the field as it was.
-
-        Raises:
-            ApiError: 422 for an unknown field id, or a name that is empty or taken.
-        """
-        with self.lock:
-            target = next((f for f in self.fields if f.id == field_id), None)
-            if target is None:
-                raise errors.typed(422, "INVALID_FIELD_ID", f"Unknown field id {field_id}")
-            before = SandboxField(target.name, target.type, target.id, target.options,
-                                  target.description)
-            if name == target.name:
-                return before
-            self._check_name(name)
-            old_name = target.name
-            renamed = SandboxField(name, target.type, target.id, target.options,
-                                   target.description)
-            self.fields[self.fields.index(target)] = renamed
             for record_id, record in list(self._records.items()):
-                if old_name in record["fields"]:
-                    values = {(name if k == old_name else k): v
-                              for k, v in record["fields"].items()}
+                values = change(record["fields"])
+                if values is not record["fields"]:
                     self._records[record_id] = {**record, "fields": values}
-            return before
-
-    def remove_field(self, field_id: str) -> SandboxField:
-        """Delete a field and its values (Airtable's UI can; its API cannot).
-
-        Raises:
-            KeyError: no field has this id, or it is the primary field.
-        """
-        with self.lock:
-            target = next((f for f in self.fields if f.id == field_id), None)
-            if target is None or target is self.primary_field:
-                raise KeyError(f"no deletable field {field_id!r} in table {self.name!r}")
-            self.fields.remove(target)
-            for record_id, record in list(self._records.items()):
-                if target.name in record["fields"]:
-                    values = {k: v for k, v in record["fields"].items() if k != target.name}
-                    self._records[record_id] = {**record, "fields": values}
-            return target
-
-    def _check_name(self, name: str) -> None:
-        if not name.strip():
-            raise errors.typed(422, "INVALID_FIELD_NAME", "Field name cannot be empty")
-        if any(f.name.casefold() == name.casefold() for f in self.fields):
-            raise errors.typed(422, "DUPLICATE_OR_EMPTY_FIELD_NAME",
-                               f'A field named "{name}" already exists in this table')
 
     # -- helpers -------------------------------------------------------------------------------
 
