@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from itertools import islice
 from typing import Annotated, Any
 
@@ -32,7 +33,8 @@ def run(
 ) -> None:
     """Run the ETL in this process, with live progress per table and a summary.
 
-    Exit code: 0 succeeded, 1 failed, 2 records rejected, 3 cancelled (see docs/operating.md).
+    The run id is the first line: with Redis configured, `conveyor status RUN_ID` and `runs`
+    show it. Exit code: 0 succeeded, 1 failed, 2 records rejected, 3 cancelled.
     """
     names = table_list(tables)
     target = local_warehouse(warehouse)
@@ -56,6 +58,8 @@ def run_in_process(
     workflow: ETLWorkflow, drop_tables: bool, holder: list[ProgressDisplay] | None = None,
 ) -> dict[str, Any]:
     """Run ``workflow`` here with live progress; print the summary; return the report's JSON."""
+    run_id = uuid.uuid4().hex
+    print(run_id, flush=True)
     try:
         estimates = previous_totals(workflow.warehouse.list_runs(50))
     except ConveyorError:  # no history yet, or an unreachable warehouse the run will report
@@ -64,7 +68,9 @@ def run_in_process(
         with ProgressDisplay(estimates) as display:
             if holder is not None:
                 holder.append(display)
-            report = workflow.run(drop_tables=drop_tables, progress=display)
+            workflow.call_hook("before_run")
+            report = workflow.run(drop_tables=drop_tables, progress=display, run_id=run_id)
+            workflow.call_hook("after_run")
     except RunFailedError as exc:
         print_summary(exc.report.to_json())
         raise

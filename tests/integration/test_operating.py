@@ -171,7 +171,8 @@ def test_an_in_process_run_with_rejections_exits_2_and_conveyor_rejected_reads_i
                "WAREHOUSE_URL": TEST_PG_URL, "WAREHOUSE_SCHEMA": pg_schema}
         result = conveyor("run", "airtable", "--tables", "Text", env=env)
     assert result.returncode == 2, result.stdout + result.stderr
-    run_id = result.stdout.splitlines()[0].split()[1].rstrip(":")
+    run_id = result.stdout.splitlines()[0]
+    assert f"run {run_id}: succeeded_with_rejections" in result.stdout
     assert "5 records rejected:" in result.stdout
     listed = conveyor("rejected", run_id, "--json", env=env)
     assert listed.returncode == 0, listed.stderr
