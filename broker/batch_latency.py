@@ -1,4 +1,5 @@
-"""Batch load latency, measured in the load workers and kept as a histogram in Redis.
+"""Batch load latency, measured around each batch a load worker writes (``timed``), kept as a
+histogram in Redis.
 
 Every pool process of every load worker adds to the same Redis hash (atomic HINCRBY), so the
 figures are safe with prefork and across hosts; ``conveyor metrics`` exposes them.
@@ -7,15 +8,15 @@ figures are safe with prefork and across hosts; ``conveyor metrics`` exposes the
 from __future__ import annotations
 
 import bisect
+import contextlib
 import time
-from typing import Any
+from collections.abc import Iterator
 
 import redis
 
 KEY = "conveyor:metrics:load_batch_seconds"
 #: Upper bounds (seconds) of the histogram's buckets; +Inf is implied.
 BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
-TASK = "conveyor.load_batch"
 
 
 def bucket_of(seconds: float) -> str:
@@ -43,27 +44,14 @@ def read(client: redis.Redis) -> tuple[list[tuple[str, int]], float, int]:
     return buckets, float(raw.get("sum", 0.0)), int(raw.get("count", 0))
 
 
-_started: dict[str, float] = {}
+@contextlib.contextmanager
+def timed() -> Iterator[None]:
+    """Time one batch load into the histogram (only when it succeeds); a metric never fails it."""
+    started = time.monotonic()
+    yield
+    from broker.status import redis_client
 
-
-def connect_celery(app: Any) -> None:
-    """Time every load_batch task in this worker (pool children inherit the handlers)."""
-    from celery import signals
-
-    def _start(task_id: str = "", task: Any = None, **_: Any) -> None:
-        if getattr(task, "name", None) == TASK:
-            _started[task_id] = time.monotonic()
-
-    def _stop(task_id: str = "", task: Any = None, state: str | None = None, **_: Any) -> None:
-        started = _started.pop(task_id, None)
-        if started is None or state != "SUCCESS":
-            return
-        from broker.status import redis_client
-
-        try:
-            observe(redis_client(), time.monotonic() - started)
-        except redis.RedisError:
-            pass  # a metric must never fail a task; the next batch is measured again
-
-    signals.task_prerun.connect(_start, weak=False)
-    signals.task_postrun.connect(_stop, weak=False)
+    try:
+        observe(redis_client(), time.monotonic() - started)
+    except redis.RedisError:
+        pass  # a metric must never fail a load; the next batch is measured again

@@ -3,13 +3,12 @@
 from celery import Celery
 
 from app.settings import get_settings
-from broker import batch_latency, logs, worker_info  # noqa: F401  (worker_info: an inspect command)
+from broker import logs, worker_info  # noqa: F401  (worker_info: an inspect command)
 from broker.config import celery_config
 
 celery_app = Celery("conveyor")
 celery_app.config_from_object(celery_config(get_settings()))
 logs.connect_celery(celery_app)
-batch_latency.connect_celery(celery_app)
 
 
 def reconfigure() -> None:

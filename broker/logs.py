@@ -149,6 +149,10 @@ def task_context(args: tuple[Any, ...] | list[Any], kwargs: dict[str, Any]) -> d
             table = arg.get("table")
             if isinstance(table, dict):
                 fields.setdefault("table", table.get("name"))
+        plan = arg.get("plan")
+        if isinstance(plan, dict) and isinstance(arg.get("table"), dict):  # a TableSync
+            fields.setdefault("run_id", plan.get("run_id"))
+            fields.setdefault("table", arg["table"].get("name"))
         if "run_id" in arg and "workflow" in arg:  # a run spec (plan_run)
             fields.setdefault("run_id", arg.get("run_id"))
     if "run_id" not in fields and isinstance(kwargs.get("run_id"), str):

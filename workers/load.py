@@ -10,6 +10,7 @@ from app.contracts import Batch
 from app.sync import steps
 from app.sync.plan import Listing, TableSync
 from app.sync.states import TableState
+from broker import batch_latency
 from broker.celery_app import celery_app
 from workers.context import barrier, build_warehouse, keep_alive, status_store
 from workers.handoff import SyncTask, cancelled, end_table, hand_on
@@ -65,7 +66,8 @@ def load_batch(self: SyncTask, sync_json: dict[str, Any], batch_json: dict[str, 
 
 
 def _load(task: SyncTask, sync: TableSync, batch: Batch) -> Any:
-    result = steps.load(build_warehouse(sync.plan.warehouse), sync, batch)
+    with batch_latency.timed():
+        result = steps.load(build_warehouse(sync.plan.warehouse), sync, batch)
     status_store().record_loaded(sync.run_id, sync.table.table_id, batch.batch_no, result.loaded,
                                  result.rejected)
     task.record(sync.run_id, sync.table.table_id, "succeeded", batch_no=batch.batch_no)

@@ -73,3 +73,6 @@ def test_task_context_reads_run_table_and_batch_from_task_arguments():
     assert task_context(([{"state": "ok"}],), {"run_id": "r3"}) == {"run_id": "r3"}
     assert task_context(({"run_id": "r4", "workflow": "etl"},), {}) == {"run_id": "r4"}
     assert task_context((None, "r5", "nightly", "extract"), {}) == {"run_id": "r5"}
+    sync = {"plan": {"run_id": "r6", "workflow": "etl"}, "table": table, "listing": {}}
+    assert task_context((sync, batch | {"run_id": "r6"}), {}) == {"run_id": "r6", "table": "Orders",
+                                                                 "batch": 7}
