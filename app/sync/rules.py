@@ -56,8 +56,3 @@ def gives_up(listing: Listing) -> bool:
     """True when the source made no progress for too many slices in a row."""
     return listing.stalls > MAX_STALLS
 
-
-def table_complete(expected: int | None, loaded: int) -> bool:
-    """A table's batches are all loaded once its listing ended and every batch of its last
-    epoch is in the warehouse."""
-    return expected is not None and loaded >= expected
