@@ -75,14 +75,15 @@ from __future__ import annotations
 from app.errors import ConfigurationError
 from app.settings import get_settings
 from app.warehouses.base import Warehouse
+from app.warehouses.duck import DuckDBWarehouse
 from app.warehouses.failures import masked_url, parse_url
 from app.warehouses.postgres import PostgresWarehouse
 from app.warehouses.sqlite import SQLiteWarehouse
 
-__all__ = ["PostgresWarehouse", "SQLiteWarehouse", "Warehouse", "warehouse_for_url"]
+__all__ = ["DuckDBWarehouse", "PostgresWarehouse", "SQLiteWarehouse", "Warehouse", "warehouse_for_url"]
 
 _CLASSES: dict[str, type[Warehouse]] = {
-    backend: cls for cls in (SQLiteWarehouse, PostgresWarehouse) for backend in cls.backends
+    backend: cls for cls in (SQLiteWarehouse, PostgresWarehouse, DuckDBWarehouse) for backend in cls.backends
 }
 
 
