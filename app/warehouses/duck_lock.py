@@ -7,6 +7,13 @@ exclusive ``flock`` on ``<file>.lock`` from before the open until after the clos
 process blocks on the lock (no polling of DuckDB itself), and the kernel drops the lock of a
 process that dies, so a SIGKILLed worker never leaves the file locked.
 
+A plain lock is not fair: a worker that commits a batch and at once opens the file for its
+next one wins against a waiter polling the lock, which then starves (measured with two
+loaders: one got twice the other's rate, and a slow one made the other time out). So a
+process first queues on a second lock, ``<file>.lock.queue``, and holds it while it waits for
+the file: the process that just released the file must queue behind it before it can
+take the file again.
+
 A program outside Conveyor (a notebook, dbt) that keeps the file open does not take this
 lock; while it does, opening fails with DuckDB's lock error, which is retried for up to the
 same timeout and then reported as transient (the task is retried later).
@@ -15,6 +22,7 @@ same timeout and then reported as transient (the task is retried later).
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Callable
 from functools import lru_cache
 from typing import Any, Final
@@ -79,7 +87,12 @@ def connect_locked(
     """
     lock = _file_lock(lock_path(database), os.getpid())
     try:
-        lock.acquire(timeout=timeout)
+        if lock.is_locked:  # this thread holds it already: reentrant, nothing to wait for
+            lock.acquire()
+        else:
+            deadline = time.monotonic() + timeout
+            with _file_lock(lock_path(database) + ".queue", os.getpid()).acquire(timeout=timeout):
+                lock.acquire(timeout=max(0.0, deadline - time.monotonic()))
     except filelock.Timeout:
         raise WarehouseUnavailableError(
             f"warehouse {display_url} stayed locked by another Conveyor process for"
