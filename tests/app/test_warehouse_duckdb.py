@@ -52,7 +52,8 @@ def test_several_processes_load_into_one_file_at_once(tmp_path):
 
 def _hold_open(path: Path, seconds: float) -> subprocess.Popen[str]:
     """Another program (not Conveyor) keeping the DuckDB file open, as a notebook would."""
-    code = f"import duckdb, time; c = duckdb.connect({str(path)!r}); print('open', flush=True); time.sleep({seconds})"
+    code = (f"import duckdb, time; c = duckdb.connect({str(path)!r});"
+            f" print('open', flush=True); time.sleep({seconds})")
     proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
     assert proc.stdout is not None and proc.stdout.readline().strip() == "open"
     return proc
