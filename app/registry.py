@@ -7,6 +7,8 @@ entry points, Conveyor's own included, or ``register_extractor``/``register_ware
 
 from __future__ import annotations
 
+from typing import Any, Protocol, TypeVar
+
 from app.errors import ConfigurationError
 from app.extractors import TabularExtractor
 from app.plugins import (
@@ -20,8 +22,6 @@ from app.plugins import (
     register_warehouse,
 )
 from app.warehouses import Warehouse
-from app.workflows.base import Workflow
-from app.workflows.etl import ETLWorkflow
 
 __all__ = [
     "EXTRACTORS",
@@ -36,11 +36,26 @@ __all__ = [
     "workflow_class",
 ]
 
-WORKFLOWS: dict[str, type[Workflow]] = {"etl": ETLWorkflow}
+
+class NamedWorkflow(Protocol):
+    """What the registry needs of a workflow class (``app.workflows.base.Workflow``)."""
+
+    @classmethod
+    def name(cls) -> str: ...
+
+    def run(self, **options: Any) -> Any: ...
+
+    def call_hook(self, hook: str) -> None: ...
+
+
+W = TypeVar("W", bound=type[NamedWorkflow])
+
+#: ETLWorkflow registers itself (app.workflows.etl), so this module never imports a driver.
+WORKFLOWS: dict[str, type[NamedWorkflow]] = {}
 load_plugins()
 
 
-def register_workflow(cls: type[Workflow]) -> type[Workflow]:
+def register_workflow(cls: W) -> W:
     """Make a user's workflow nameable in distributed runs, under ``cls.name()``."""
     WORKFLOWS[cls.name()] = cls
     return cls
@@ -67,7 +82,7 @@ def warehouse_class(name: str) -> type[Warehouse]:
     return _lookup("warehouse", WAREHOUSES, name, WAREHOUSE_GROUP)
 
 
-def workflow_class(name: str) -> type[Workflow]:
+def workflow_class(name: str) -> type[NamedWorkflow]:
     """The registered workflow called ``name``."""
     return _lookup("workflow", WORKFLOWS, name)
 

@@ -83,7 +83,8 @@ def main() -> None:
             rates[mode] = len(rows) / load(warehouse, schema, rows, "run-1")
             warehouse.dispose()
             print(f"  one worker, {mode:<18} {rates[mode]:>10,.0f} records/s")
-        print(f"  ratio arrow bulk / naive executemany: {rates['arrow bulk'] / rates['naive executemany']:.1f}x")
+        ratio = rates["arrow bulk"] / rates["naive executemany"]
+        print(f"  ratio arrow bulk / naive executemany: {ratio:.1f}x")
         for mode in ("bulk", "naive"):
             url = f"duckdb:///{Path(tmp) / f'shared-{mode}.duckdb'}"
             DuckDBWarehouse(url).check()

@@ -63,7 +63,10 @@ def test_two_load_workers_share_one_duckdb_file(which, tmp_path):
     from broker.producer import enqueue
 
     url = f"duckdb:///{tmp_path / 'warehouse.duckdb'}"
-    base = build_hostile_base() if which == "hostile" else build_base("appTESTBASE000001", THREE_TABLES, seed=7)
+    if which == "hostile":
+        base = build_hostile_base()
+    else:
+        base = build_base("appTESTBASE000001", THREE_TABLES, seed=7)
     warehouse = DuckDBWarehouse(url)
     try:
         with two_loaders(base, url, tmp_path) as workers:
