@@ -13,14 +13,13 @@ import pytest
 from tests.support.import_cycles import cycle_components, describe, find_cycles, import_graph
 
 ROOT = Path(__file__).resolve().parent.parent
-LEAD_FIXES = pytest.mark.xfail(strict=False, reason="lead fixes the cycles in issue 9")
 
 
 @pytest.mark.parametrize("package", [
     "sandbox",
     "app",
     "broker",
-    pytest.param("workers", marks=LEAD_FIXES),
+    "workers",
 ])
 def test_package_has_no_import_cycle(package: str) -> None:
     root = ROOT / package
@@ -30,7 +29,6 @@ def test_package_has_no_import_cycle(package: str) -> None:
     assert not found, f"import cycles in {package}:\n{found}"
 
 
-@LEAD_FIXES
 def test_no_cycle_crosses_the_packages() -> None:
     """All four packages as one graph: a cycle may cross packages too."""
     found = describe(*(ROOT / name for name in ("app", "broker", "workers", "sandbox")))

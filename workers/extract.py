@@ -3,6 +3,7 @@ page the rest of a table into load batches."""
 
 from __future__ import annotations
 
+import logging
 import time
 from typing import Any
 
@@ -26,6 +27,8 @@ from workers.context import (
     status_store,
 )
 from workers.handoff import SyncTask, cancelled, end_table, hand_on, send
+
+log = logging.getLogger(__name__)
 
 
 @celery_app.task(name="conveyor.plan_run", base=SyncTask, bind=True)
@@ -74,6 +77,7 @@ def plan_run(self: SyncTask, plan_json: dict[str, Any]) -> dict[str, Any]:
 
 
 def _plan_failed(task: SyncTask, run_id: str, error: str) -> dict[str, Any]:
+    log.error("run %s failed: %s", run_id, error)
     task.record(run_id, None, "failed", error=error)
     status_store().set_state(run_id, RunState.FAILED, error=error)
     return {"run_id": run_id, "state": "failed", "error": error}
