@@ -14,7 +14,7 @@ from sqlalchemy.types import TypeEngine
 from app.contracts import Batch, BatchResult, Column, Record, TableRef, TableSchema, TableTarget
 from app.errors import ConfigurationError
 from app.settings import get_settings
-from app.warehouses import ddl, loader, naming, rows, tables
+from app.warehouses import ddl, loader, naming, retype, rows, tables
 from app.warehouses.catalog import Catalog
 from app.warehouses.failures import masked_url, one_line, parse_url, scrub, translated
 
@@ -82,6 +82,23 @@ class Warehouse(ABC):
     @abstractmethod
     def upsert(self, table: sa.Table, keys: Sequence[str], update: Sequence[str]) -> sa.Insert:
         """An INSERT that updates ``update`` on a ``keys`` conflict (does nothing if empty)."""
+
+    def change_column_types(self, conn: sa.Connection, name: str, columns: Sequence[Column]) -> None:
+        """Give ``columns`` of table ``name`` the SQL types of their (new) kinds.
+
+        The hook of a retype (see ``retype.migrate``), called in the transaction that
+        prepares the table: the caller has saved the columns' values and writes them back
+        converted, so the columns may (and should) be left NULL in every row. The default
+        rebuilds the table (``retype.rebuild_with_types``), which any database with
+        transactional DDL and ``ALTER TABLE … RENAME TO`` supports; a warehouse with an
+        ``ALTER COLUMN … TYPE`` overrides it to keep the table in place.
+
+        Args:
+            conn: A connection inside the write transaction, holding the catalog lock.
+            name: The data table.
+            columns: The columns to retype, with their new kinds (``Column.kind``).
+        """
+        retype.rebuild_with_types(conn, self, name, columns)
 
     def lock_catalog(self, conn: sa.Connection) -> None:  # noqa: B027 (optional hook)
         """Serialise catalog changes until the transaction ends (SQLite writers already are)."""
