@@ -217,9 +217,11 @@ class Warehouse(ABC):
         """Create (or extend) the table that ``schema``'s records load into.
 
         A field keeps its column across runs (by ``FieldSpec.key``) and a table its name (by
-        source and table id). With ``replace`` the rows go to a fresh staging table that
-        ``finish_table`` swaps in. Calling this again for the same run and table returns
-        the same target and keeps the rows already loaded.
+        source and table id). Without ``replace``, a column whose field's type now gives
+        another kind is migrated to it here, every stored value kept (``retype.migrate``).
+        With ``replace`` the rows go to a fresh staging table that ``finish_table`` swaps
+        in. Calling this again for the same run and table returns the same target and keeps
+        the rows already loaded.
 
         Args:
             schema: The table's fields, with kinds from ``kinds.detect_schema`` (a field
