@@ -90,7 +90,8 @@ def _options(kind: str) -> dict[str, Any] | None:
     if kind == "number":
         return {"precision": 2}
     if kind == "formula":
-        return {"formula": "{Amount} / {Divisor}", "isValid": True, "referencedFieldIds": [],
+        # Stored values are served as they are; the formula only describes the field.
+        return {"formula": "{Amount} / 7", "isValid": True, "referencedFieldIds": [],
                 "result": {"type": "number", "options": {"precision": 3}}}
     if kind == "checkbox":
         return {"icon": "check", "color": "greenBright"}
