@@ -13,6 +13,8 @@ import sqlalchemy as sa
 
 from app.contracts import TableRef
 from app.extractors import AirtableExtractor
+from app.warehouses import PostgresWarehouse, SQLiteWarehouse, Warehouse
+from app.workflows import ETLWorkflow
 from sandbox import (
     Sandbox,
     SandboxBase,
@@ -21,8 +23,6 @@ from sandbox import (
     rename_and_retype,
     run_sandbox,
 )
-from app.warehouses import PostgresWarehouse, SQLiteWarehouse, Warehouse
-from app.workflows import ETLWorkflow
 from tests.conftest import TEST_PG_URL, TEST_REDIS_URL
 from tests.support.compare import differences, same_float
 from tests.support.fixtures import TOKEN, make_warehouse

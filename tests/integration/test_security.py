@@ -23,12 +23,12 @@ from celery import signature
 from kombu import Connection, Producer
 
 from app.extractors import AirtableExtractor
-from sandbox import SandboxConfig, build_base, run_sandbox
 from app.warehouses import PostgresWarehouse, SQLiteWarehouse
 from app.workflows import ETLWorkflow
 from broker.celery_app import celery_app
 from broker.producer import RunHandle, enqueue
 from broker.status import TERMINAL, RunStatus, redis_client
+from sandbox import SandboxConfig, build_base, run_sandbox
 from tests.conftest import TEST_REDIS_URL
 from tests.support.fixtures import BASE_ID
 from tests.support.leaks import leaks
