@@ -83,22 +83,26 @@ class Warehouse(ABC):
     def upsert(self, table: sa.Table, keys: Sequence[str], update: Sequence[str]) -> sa.Insert:
         """An INSERT that updates ``update`` on a ``keys`` conflict (does nothing if empty)."""
 
-    def change_column_types(self, conn: sa.Connection, name: str, columns: Sequence[Column]) -> None:
-        """Give ``columns`` of table ``name`` the SQL types of their (new) kinds.
+    def change_column_types(
+        self, conn: sa.Connection, name: str, layout: Sequence[Column], retyped: Sequence[Column]
+    ) -> None:
+        """Give the ``retyped`` columns of table ``name`` the SQL types of their (new) kinds.
 
         The hook of a retype (see ``retype.migrate``), called in the transaction that
         prepares the table: the caller has saved the columns' values and writes them back
         converted, so the columns may (and should) be left NULL in every row. The default
-        rebuilds the table (``retype.rebuild_with_types``), which any database with
-        transactional DDL and ``ALTER TABLE … RENAME TO`` supports; a warehouse with an
-        ``ALTER COLUMN … TYPE`` overrides it to keep the table in place.
+        rebuilds the table (``retype.rebuild_with_types``): create it anew as ``layout``
+        says, copy the other columns, drop the old one, rename; any database with
+        transactional DDL and ``ALTER TABLE … RENAME TO`` supports that. A warehouse with
+        ``ALTER COLUMN … TYPE`` may override it to keep the table in place.
 
         Args:
             conn: A connection inside the write transaction, holding the catalog lock.
             name: The data table.
-            columns: The columns to retype, with their new kinds (``Column.kind``).
+            layout: Every field column the table has, with the kinds it must have, in order.
+            retyped: The columns of ``layout`` whose kind changed.
         """
-        retype.rebuild_with_types(conn, self, name, columns)
+        retype.rebuild_with_types(conn, self, name, layout, retyped)
 
     def lock_catalog(self, conn: sa.Connection) -> None:  # noqa: B027 (optional hook)
         """Serialise catalog changes until the transaction ends (SQLite writers already are)."""

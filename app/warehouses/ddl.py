@@ -34,9 +34,9 @@ class Flavor(Protocol):
         ...
 
     def change_column_types(
-        self, conn: sa.Connection, name: str, columns: Sequence[Column]
+        self, conn: sa.Connection, name: str, layout: Sequence[Column], retyped: Sequence[Column]
     ) -> None:
-        """Give ``columns`` of table ``name`` their kinds' SQL types, NULL in every row."""
+        """Give the ``retyped`` columns of table ``name`` their kinds' SQL types, NULL in every row."""
         ...
 
     @property

@@ -80,15 +80,17 @@ class PostgresWarehouse(Warehouse):
     def upsert(self, table: sa.Table, keys: Sequence[str], update: Sequence[str]) -> sa.Insert:
         return ddl.on_conflict_upsert(postgresql.insert, table, keys, update)
 
-    def change_column_types(self, conn: sa.Connection, name: str, columns: Sequence[Column]) -> None:
+    def change_column_types(
+        self, conn: sa.Connection, name: str, layout: Sequence[Column], retyped: Sequence[Column]
+    ) -> None:
         # In place, one rewrite for all columns: the table keeps its grants, comments and
         # column order. The values were saved by the caller, who writes them back converted.
-        table = ddl.data_table(self, name, columns)
+        table = ddl.data_table(self, name, retyped)
         preparer = conn.dialect.identifier_preparer
         clauses = ", ".join(
             f"ALTER COLUMN {preparer.format_column(table.c[col.column])}"
             f" TYPE {self.type_for(col.kind).compile(dialect=conn.dialect)} USING NULL"
-            for col in columns
+            for col in retyped
         )
         conn.exec_driver_sql(f"ALTER TABLE {preparer.format_table(table)} {clauses}")
 

@@ -23,6 +23,7 @@ from typing import Any, Final
 import sqlalchemy as sa
 
 from app.contracts import Column
+from app.errors import WarehouseError
 from app.warehouses import ddl, kinds, naming, rows
 from app.warehouses.ddl import Flavor
 
@@ -34,7 +35,11 @@ _UNFIT_PARAM: Final = "__b_unfit"
 
 
 def migrate(
-    conn: sa.Connection, flavor: Flavor, name: str, changes: Sequence[tuple[Column, Column]]
+    conn: sa.Connection,
+    flavor: Flavor,
+    name: str,
+    changes: Sequence[tuple[Column, Column]],
+    layout: Sequence[Column],
 ) -> None:
     """Give each changed column of table ``name`` its new kind, losing no value.
 
@@ -45,6 +50,7 @@ def migrate(
         flavor: The warehouse.
         name: The data table (it must exist and have every changed column).
         changes: ``(old column, new column)`` pairs: the same SQL column, another kind.
+        layout: Every field column the table has, with the kinds it must have, in order.
     """
     if not changes:
         return
@@ -58,41 +64,43 @@ def migrate(
     present = sa.or_(*(live.c[column].is_not(None) for column in copied[1:]))
     query = sa.select(*(live.c[column] for column in copied)).where(present)
     conn.execute(scratch.insert().from_select(copied, query))
-    flavor.change_column_types(conn, name, [new for _, new in changes])
+    flavor.change_column_types(conn, name, layout, [new for _, new in changes])
     _write_back(conn, flavor, scratch, name, changes)
     ddl.drop_table(conn, flavor, scratch_name)
 
 
-def rebuild_with_types(conn: sa.Connection, flavor: Flavor, name: str, columns: Sequence[Column]) -> None:
-    """Rebuild table ``name`` with ``columns`` given their kinds' types, NULL in every row.
+def rebuild_with_types(
+    conn: sa.Connection,
+    flavor: Flavor,
+    name: str,
+    layout: Sequence[Column],
+    retyped: Sequence[Column],
+) -> None:
+    """Rebuild table ``name`` as ``layout`` says, the ``retyped`` columns NULL in every row.
 
-    Every other column (Conveyor's, every field's, and any column the catalog no longer
-    maps) is copied as it is, in the same order. The default of
-    ``Warehouse.change_column_types``, for databases without ``ALTER COLUMN … TYPE``.
+    Conveyor's columns and every other column of ``layout`` are copied as they are, in
+    that order. The default of ``Warehouse.change_column_types``, for databases without
+    ``ALTER COLUMN … TYPE``; it reads no database catalog but ``ddl.column_names``.
+
+    Raises:
+        WarehouseError: the table has a column the catalog does not map (added by hand):
+            a rebuild would drop it.
     """
-    old = sa.Table(name, sa.MetaData(schema=flavor.schema), autoload_with=conn)
-    new_types = {col.column: flavor.type_for(col.kind) for col in columns}
     rebuilt_name = naming.scratch_name("rebuild", name)
+    rebuilt = ddl.data_table(flavor, rebuilt_name, layout)
+    unmapped = ddl.column_names(conn, flavor, name) - set(rebuilt.c.keys())
+    if unmapped:
+        raise WarehouseError(
+            f"table {name} has columns Conveyor does not map ({', '.join(sorted(unmapped))}):"
+            " retyping a column rebuilds the table, which would drop them; move them elsewhere"
+            " or load with drop_tables"
+        )
     ddl.drop_table(conn, flavor, rebuilt_name)
-    rebuilt = sa.Table(
-        rebuilt_name,
-        sa.MetaData(schema=flavor.schema),
-        *(
-            sa.Column(
-                c.name,
-                new_types.get(c.name, c.type),
-                primary_key=c.primary_key,
-                nullable=c.nullable,
-                quote=True,
-            )
-            for c in old.columns
-        ),
-        quote=True,
-        quote_schema=True,
-    )
     rebuilt.create(conn)
-    kept = [c.name for c in old.columns if c.name not in new_types]
-    conn.execute(rebuilt.insert().from_select(kept, sa.select(*(old.c[n] for n in kept))))
+    emptied = {col.column for col in retyped}
+    kept = [column for column in rebuilt.c.keys() if column not in emptied]
+    old = ddl.data_table(flavor, name, [col for col in layout if col.column not in emptied])
+    conn.execute(rebuilt.insert().from_select(kept, sa.select(*(old.c[c] for c in kept))))
     ddl.drop_table(conn, flavor, name)
     ddl.rename_table(conn, flavor, rebuilt_name, name)
 

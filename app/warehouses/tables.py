@@ -141,7 +141,10 @@ def _sync(
     table = ddl.data_table(flavor, sql_table, columns)
     if exists:
         ddl.add_columns(conn, table, [c.column for c in columns if c.column not in physical])
-        retype.migrate(conn, flavor, sql_table, changes)
+        # Columns of fields the source no longer has are still there, with their values.
+        current = {c.column for c in columns}
+        layout = [*columns, *(c for c in known if c.column in physical and c.column not in current)]
+        retype.migrate(conn, flavor, sql_table, changes, layout)
     else:
         table.create(conn)
     catalog.save_columns(conn, sql_table, columns)

@@ -7,7 +7,7 @@ import sqlalchemy as sa
 
 from app.contracts import FieldSpec
 from app.errors import WarehouseError
-from app.warehouses import naming, retype
+from app.warehouses import PostgresWarehouse, naming, retype
 from tests.app.conftest import by_id, sync, table_schema
 from tests.support.compare import differences
 
@@ -175,3 +175,21 @@ def test_an_inferred_kind_does_not_retype_its_column(warehouse):
     second = sync(warehouse, untyped, [{"id": "b", "fields": {}}], run_id="run-2")
     assert [c.kind for c in second.columns] == ["integer"]
     assert isinstance(column_types(warehouse, first.name)["count"], sa.BigInteger)
+
+
+def test_a_column_added_by_hand_survives_or_stops_the_retype_with_a_reason(warehouse):
+    first = sync(warehouse, schema("number"), NUMBERS)
+    table = sa.Table(first.name, sa.MetaData(schema=warehouse.schema), autoload_with=warehouse.engine)
+    with warehouse.engine.begin() as conn:
+        target = conn.dialect.identifier_preparer.format_table(table)
+        conn.exec_driver_sql(f"ALTER TABLE {target} ADD COLUMN my_note TEXT")
+        conn.exec_driver_sql(f"UPDATE {target} SET my_note = 'mine'")
+    if isinstance(warehouse, PostgresWarehouse):  # ALTER … TYPE in place: nothing is dropped
+        sync(warehouse, schema("singleLineText"), [], run_id="run-2")
+        assert {r["my_note"] for r in stored(warehouse, first.name).values()} == {"mine"}
+        return
+    # A rebuild would drop the column: the run stops with a reason, the table unchanged.
+    with pytest.raises(WarehouseError, match="my_note"):
+        sync(warehouse, schema("singleLineText"), [], run_id="run-2")
+    assert isinstance(column_types(warehouse, first.name)["amount"], sa.Float)
+    assert {r["my_note"] for r in stored(warehouse, first.name).values()} == {"mine"}
