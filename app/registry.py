@@ -22,6 +22,8 @@ class NamedWorkflow(Protocol):
 
     def run(self, **options: Any) -> Any: ...
 
+    def call_hook(self, hook: str) -> None: ...
+
 
 W = TypeVar("W", bound=type[NamedWorkflow])
 

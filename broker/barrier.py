@@ -74,7 +74,7 @@ class Barrier:
         pipe.execute()
 
     # batches
-    def keep_copy(self, run_id: str, table_id: str, batch_no: int, message: dict[str, Any]) -> None:
+    def keep_copy(self, run_id: str, table_id: str, batch_no: int, message: list[Any]) -> None:
         """Keep the batch's message until it is loaded: the lost-batch recovery sends it again."""
         key = self._key(run_id, table_id, "pending")
         self.r.hset(key, str(batch_no), json.dumps(message))
@@ -127,12 +127,12 @@ class Barrier:
 
     def state(self, run_id: str, table_id: str) -> dict[str, Any]:
         """The table's counters: closed, expected, epoch, progress_at, resume, recoveries."""
-        raw = self.r.hgetall(self._key(run_id, table_id, "sync"))
+        raw: dict[str, str] = self.r.hgetall(self._key(run_id, table_id, "sync"))  # type: ignore[assignment]
         data: dict[str, Any] = dict(raw)
         data["resume"] = json.loads(raw["resume"]) if raw.get("resume") else None
         return data
 
-    def pending(self, run_id: str, table_id: str) -> dict[int, dict[str, Any]]:
+    def pending(self, run_id: str, table_id: str) -> dict[int, list[Any]]:
         """Copies of the batches sent and not loaded yet."""
         raw = self.r.hgetall(self._key(run_id, table_id, "pending"))
         return {int(k): json.loads(v) for k, v in raw.items()}

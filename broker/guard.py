@@ -70,10 +70,10 @@ class OverlapGuard:
             return None
         return holder.decode() if isinstance(holder, bytes) else str(holder)
 
-    def renew(self, names: str | Sequence[str], run_id: str) -> bool:
-        """Extend the guards while the run is alive; False if it holds none of them any more."""
+    def renew(self, names: str | Sequence[str], run_id: str) -> int:
+        """Extend the guards while the run is alive; returns how many it still held."""
         keys = self._keys(names)
-        return bool(keys) and bool(self._renew(keys=keys, args=[run_id, self.ttl]))
+        return int(self._renew(keys=keys, args=[run_id, self.ttl])) if keys else 0
 
     def release(self, names: str | Sequence[str], run_id: str) -> None:
         keys = self._keys(names)

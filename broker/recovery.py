@@ -20,6 +20,7 @@ from typing import Any
 
 from celery import bootsteps
 
+from app.settings import get_settings
 from app.sync.plan import TableSync
 from app.sync.states import RunState
 from broker import policies
@@ -94,6 +95,12 @@ def _recover(run: dict[str, Any], now: datetime, recover_after: float, store: Ru
     quiet = _age(run.get("last_seen_at") or run.get("started_at"), now)
     if quiet is None or quiet < recover_after:
         return False
+    guards = store.guards(run_id)
+    holder = OverlapGuard(store.r, get_settings().conveyor_guard_ttl_seconds).acquire(guards, run_id)
+    if holder is not None:  # its guards expired while it was quiet, and another run took them
+        store.set_state(run_id, RunState.FAILED,
+                        error=f"stalled, and run {holder} took over its tables meanwhile")
+        return False
     unfinished = [t for t in run["tables"] if t["state"] not in ("succeeded", "failed", "cancelled")]
     if not unfinished:
         log.warning("run %s: every table ended but the run did not; finishing it", run_id)
@@ -142,7 +149,7 @@ def _send(task: str, *args: Any) -> None:
     celery_app.send_task(task, args=args)
 
 
-class RecoverySweep(bootsteps.StartStopStep):  # type: ignore[misc]  (Celery is untyped)
+class RecoverySweep(bootsteps.StartStopStep):  # Celery is untyped: Any to mypy
     """Every worker runs the sweep on a timer; a Redis lock lets one of them do it each time."""
 
     requires = {"celery.worker.components:Timer"}

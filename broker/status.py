@@ -107,7 +107,7 @@ class RunStatus:
 
     def update_run(self, run_id: str, **fields: str) -> None:
         """Set informational fields of a run (not its state)."""
-        self.r.hset(self._run(run_id), mapping=fields)
+        self.r.hset(self._run(run_id), mapping=dict(fields.items()))
 
     def set_guards(self, run_id: str, names: list[str]) -> None:
         """The overlap guards the run holds (released when it finishes)."""
@@ -212,7 +212,7 @@ class RunStatus:
     def get(self, run_id: str, *, steps: bool = True) -> dict[str, Any] | None:
         """The whole status of a run as JSON-ready data (its step list only with ``steps``),
         or None if unknown."""
-        run = self.r.hgetall(self._run(run_id))
+        run: dict[str, str] = self.r.hgetall(self._run(run_id))  # type: ignore[assignment]
         if not run:
             return None
         tables = json.loads(run.pop("tables", "[]"))
@@ -251,6 +251,6 @@ class RunStatus:
 
     def recent(self, limit: int = 20) -> list[dict[str, Any]]:
         """The newest runs first, without their step lists."""
-        ids = self.r.zrevrange(f"{PREFIX}:runs", 0, limit - 1)
+        ids: list[str] = self.r.zrevrange(f"{PREFIX}:runs", 0, limit - 1)  # type: ignore[assignment]
         runs = (self.get(run_id, steps=False) for run_id in ids)
         return [run for run in runs if run is not None]

@@ -12,7 +12,8 @@ import random
 from typing import Any, Final
 
 from sandbox.clock import iso_from_ms, make_id
-from sandbox.model import SandboxBase, SandboxField, SandboxTable, is_empty
+from sandbox.base import SandboxBase
+from sandbox.model import SandboxField, SandboxTable, is_empty
 from sandbox.samples import ANCHOR_MS
 
 MIXED_BASE_ID: Final = "appMIXEDVALUES001"

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 from functools import lru_cache
 
+from app.errors import TerminalError
 from app.extractors.base import TabularExtractor
 from app.settings import get_settings
 from app.sync.components import build_extractor as build_configured_extractor
@@ -60,7 +61,15 @@ def _cached_warehouse(config_json: str) -> Warehouse:
 
 
 def keep_alive(run_id: str) -> None:
-    """Renew the run's overlap guards: the run is still making progress."""
+    """Renew the run's overlap guards: the run is still making progress.
+
+    Raises:
+        TerminalError: the guards expired (the run was quiet too long) and another run took
+            one of them: this run must not write those tables any more.
+    """
     guards = status_store().guards(run_id)
-    if guards:
-        overlap_guard().renew(guards, run_id)
+    if not guards or overlap_guard().renew(guards, run_id) == len(guards):
+        return
+    holder = overlap_guard().acquire(guards, run_id)
+    if holder is not None:
+        raise TerminalError(f"run {holder} took over these tables while this run was stalled")

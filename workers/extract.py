@@ -3,6 +3,7 @@ page the rest of a table into load batches."""
 
 from __future__ import annotations
 
+import logging
 import time
 from typing import Any
 
@@ -17,8 +18,17 @@ from broker import policies
 from broker.celery_app import celery_app
 from broker.guard import table_guards
 from broker.status import TERMINAL
-from workers.context import barrier, build_extractor, build_warehouse, overlap_guard, status_store
+from workers.context import (
+    barrier,
+    build_extractor,
+    build_warehouse,
+    keep_alive,
+    overlap_guard,
+    status_store,
+)
 from workers.handoff import SyncTask, cancelled, end_table, hand_on, send
+
+log = logging.getLogger(__name__)
 
 
 @celery_app.task(name="conveyor.plan_run", base=SyncTask, bind=True)
@@ -42,7 +52,7 @@ def plan_run(self: SyncTask, plan_json: dict[str, Any]) -> dict[str, Any]:
         holder = overlap_guard().acquire(guards, run_id)
         if holder is not None:
             return _overlapping(run_id, holder, plan.overlap)
-    status.set_guards(run_id, guards)
+        status.set_guards(run_id, guards)
     try:
         workflow_class(plan.workflow)(extractor, warehouse).call_hook("before_run")  # type: ignore[call-arg]
     except Exception as exc:  # a user's hook: its failure fails the run, whatever it raised
@@ -67,6 +77,7 @@ def plan_run(self: SyncTask, plan_json: dict[str, Any]) -> dict[str, Any]:
 
 
 def _plan_failed(task: SyncTask, run_id: str, error: str) -> dict[str, Any]:
+    log.error("run %s failed: %s", run_id, error)
     task.record(run_id, None, "failed", error=error)
     status_store().set_state(run_id, RunState.FAILED, error=error)
     return {"run_id": run_id, "state": "failed", "error": error}
@@ -79,7 +90,7 @@ def _overlapping(run_id: str, holder: str, overlap: str) -> dict[str, Any]:
         status.update_run(run_id, reason=f"waiting for run {holder}, which writes the same tables")
         return {"run_id": run_id, "state": "waiting", "behind": holder}
     status.set_state(run_id, RunState.SKIPPED,
-                     reason=f"run {holder} is still writing the same tables")
+                     reason=f"run {holder} is still going: it writes the same tables")
     return {"run_id": run_id, "state": "skipped"}
 
 
@@ -130,6 +141,7 @@ def extract_table(self: SyncTask, sync_json: dict[str, Any]) -> dict[str, Any]:
         for item in steps.listing_batches(extractor, sync, on_page):
             if cancelled(sync):
                 return {"state": "cancelled"}
+            keep_alive(run_id)
             batch = item.batch
             message = [sync.to_json(), batch.to_json()]
             barrier().keep_copy(run_id, table_id, batch.batch_no, message)

@@ -16,7 +16,7 @@ from celery import Task
 
 from app.errors import TransientError
 from app.sync.plan import TableSync
-from app.sync.states import TableState
+from app.sync.states import FINAL_RUN_STATES, TableState
 from broker import policies
 from broker.celery_app import celery_app
 from workers.context import barrier, keep_alive, status_store
@@ -24,7 +24,7 @@ from workers.context import barrier, keep_alive, status_store
 log = logging.getLogger(__name__)
 
 
-class SyncTask(Task):  # type: ignore[misc]  (Celery is untyped)
+class SyncTask(Task):  # Celery is untyped: Task is Any to mypy
     """A step of the sync model: transient errors retried by Celery, anything else fails the
     step's table (or run) through ``on_failure``."""
 
@@ -109,9 +109,16 @@ def count_table_done(run_id: str, table_id: str) -> None:
 
 
 def cancelled(sync: TableSync) -> bool:
-    """True (and the table ended as cancelled) when the run was cancelled."""
-    if not status_store().is_cancelled(sync.run_id):
+    """True when the table must not go on: the run was cancelled (the table then ends as
+    cancelled) or has already finished (a late copy of a step of a run the sweep failed)."""
+    status = status_store()
+    if status.run_state(sync.run_id) in FINAL:
+        return True
+    if not status.is_cancelled(sync.run_id):
         return False
     if not barrier().is_closed(sync.run_id, sync.table.table_id):
         end_table(sync, TableState.CANCELLED, "the run was cancelled")
     return True
+
+
+FINAL = frozenset(state.value for state in FINAL_RUN_STATES)

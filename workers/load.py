@@ -11,7 +11,7 @@ from app.sync import steps
 from app.sync.plan import Listing, TableSync
 from app.sync.states import TableState
 from broker.celery_app import celery_app
-from workers.context import barrier, build_warehouse, status_store
+from workers.context import barrier, build_warehouse, keep_alive, status_store
 from workers.handoff import SyncTask, cancelled, end_table, hand_on
 
 
@@ -56,6 +56,7 @@ def load_batch(self: SyncTask, sync_json: dict[str, Any], batch_json: dict[str, 
         return {"state": "skipped", "batch_no": batch.batch_no}
     if cancelled(sync):
         return {"state": "cancelled", "batch_no": batch.batch_no}
+    keep_alive(sync.run_id)
     result = _load(self, sync, batch)
     if barrier().mark_loaded(sync.run_id, sync.table.table_id, batch.batch_no):
         hand_on(sync.with_(listing=Listing()), "conveyor.finish_table")
@@ -75,8 +76,7 @@ def _load(task: SyncTask, sync: TableSync, batch: Batch) -> Any:
 def finish_table(self: SyncTask, sync_json: dict[str, Any]) -> dict[str, Any]:
     """Every batch is loaded: swap a staging table in (a second call does nothing)."""
     sync = TableSync.from_json(sync_json)
-    if status_store().is_cancelled(sync.run_id):
-        end_table(sync, TableState.CANCELLED, "the run was cancelled")
+    if cancelled(sync):
         return {"state": "cancelled"}
     steps.finish(build_warehouse(sync.plan.warehouse), sync)
     self.record(sync.run_id, sync.table.table_id, "succeeded")

@@ -114,7 +114,7 @@ def run_step(self: Task, previous: Any, run_id: str, workflow: str, step: str) -
     instance = workflow_class(workflow)()
     try:
         if instance.steps()[0].name == step:  # type: ignore[attr-defined]
-            instance.call_hook("before_run")  # type: ignore[attr-defined]
+            instance.call_hook("before_run")
         result = instance.run_step(step, previous)  # type: ignore[attr-defined]
     except Exception as exc:
         status.record_step(run_id, step, table_id=None, batch_no=None, hostname=host, queue=queue,
@@ -141,7 +141,7 @@ def finish_steps(self: Task, previous: Any, run_id: str, workflow: str) -> Any:
     the last step's result."""
     store = status_store()
     try:
-        workflow_class(workflow)().call_hook("after_run")  # type: ignore[attr-defined]
+        workflow_class(workflow)().call_hook("after_run")
     except Exception as exc:
         store.set_state(run_id, RunState.FAILED, error=f"after_run: {type(exc).__name__}: {exc}")
         release(run_id)

@@ -54,6 +54,8 @@ class AirtableExtractor(TabularExtractor):
             "requests_per_second": requests_per_second, "penalty_seconds": penalty_seconds,
         }.items() if v is not None}
         self._api_key_given = api_key is not None
+        # An explicit pace wins over the shared limiter an in-process run is offered.
+        self._pace_given = requests_per_second is not None or rate_limiter is not None
         self.connection = connection
         api_key = api_key or settings.connection_secret(connection, "AIRTABLE_API_KEY")
         base_id = base_id or settings.airtable_base_id
@@ -88,7 +90,8 @@ class AirtableExtractor(TabularExtractor):
         return f"Airtable base {self.base_id} at {self.api_url}"
 
     def use_rate_limiter(self, limiter: RateLimiter) -> None:
-        self.session.limiter = limiter
+        if not self._pace_given:
+            self.session.limiter = limiter
 
     def identity(self) -> str:
         return f"airtable:{self.base_id}"
