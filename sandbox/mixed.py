@@ -11,8 +11,8 @@ from __future__ import annotations
 import random
 from typing import Any, Final
 
-from sandbox.clock import iso_from_ms, make_id
 from sandbox.base import SandboxBase
+from sandbox.clock import iso_from_ms, make_id
 from sandbox.model import SandboxField, SandboxTable, is_empty
 from sandbox.samples import ANCHOR_MS
 
