@@ -33,6 +33,12 @@ class Flavor(Protocol):
         """Serialise catalog changes (name allocation, DDL) until the transaction ends."""
         ...
 
+    def change_column_types(
+        self, conn: sa.Connection, name: str, layout: Sequence[Column], retyped: Sequence[Column]
+    ) -> None:
+        """Give the ``retyped`` columns of table ``name`` their kinds' SQL types, NULL in every row."""
+        ...
+
     @property
     def exact_floats(self) -> bool:
         """Whether a number column gives NaN and -0.0 back (else they go to ``__unfit``)."""
