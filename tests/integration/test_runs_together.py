@@ -44,7 +44,7 @@ def test_an_in_process_run_beside_a_distributed_one_shares_the_limit_and_the_run
         status = conveyor("status", run_id, env=stack.env)
         assert status.returncode == 0 and run_id in status.stdout, status.stderr
         listing = conveyor("runs", env=stack.env)
-        assert run_id[:12] in listing.stdout, listing.stdout
+        assert run_id[:7] in listing.stdout, listing.stdout
 
 
 def test_replacing_runs_of_one_table_never_overlap_however_spelled(tmp_path):
