@@ -179,6 +179,33 @@ def _parse_time(text: Any, fmt: Any = None, _locale: Any = None) -> Any:
         return ERROR
 
 
+# Moment.js format tokens DATETIME_FORMAT understands, longest first so "YYYY" wins over "YY".
+_FORMAT_TOKENS = re.compile(r"\[[^\]]*\]|YYYY|YY|MM|M|DD|D|HH|H|mm|m|ss|s|SSS|x|X|Z")
+
+
+def _format_time(value: Any, fmt: Any = "YYYY-MM-DDTHH:mm:ss.SSS[Z]") -> Any:
+    """DATETIME_FORMAT in UTC; ``x`` is the Unix time in ms and ``X`` in seconds (Moment.js)."""
+    moment = _to_time(value)
+    if moment is None:
+        return ERROR
+    ms = (moment - EPOCH) // timedelta(milliseconds=1)
+
+    def token(match: re.Match[str]) -> str:
+        text = match.group(0)
+        parts = {
+            "YYYY": f"{moment.year:04d}", "YY": f"{moment.year % 100:02d}",
+            "MM": f"{moment.month:02d}", "M": str(moment.month),
+            "DD": f"{moment.day:02d}", "D": str(moment.day),
+            "HH": f"{moment.hour:02d}", "H": str(moment.hour),
+            "mm": f"{moment.minute:02d}", "m": str(moment.minute),
+            "ss": f"{moment.second:02d}", "s": str(moment.second),
+            "SSS": f"{ms % 1000:03d}", "x": str(ms), "X": str(ms // 1000), "Z": "+00:00",
+        }
+        return text[1:-1] if text.startswith("[") else parts[text]
+
+    return _FORMAT_TOKENS.sub(token, to_text(fmt))
+
+
 _UNITS = {"milliseconds": 0.001, "ms": 0.001, "seconds": 1, "s": 1, "minutes": 60, "m": 60,
           "hours": 3600, "h": 3600, "days": 86400, "d": 86400, "weeks": 604800, "w": 604800}
 
@@ -236,6 +263,7 @@ FUNCTIONS: dict[str, tuple[int, int | None, Function]] = {
     "TODAY": (0, 0, lambda row: datetime.now(UTC).replace(hour=0, minute=0, second=0,
                                                           microsecond=0)),
     "DATETIME_PARSE": (1, 3, lambda row, *a: _parse_time(*a)),
+    "DATETIME_FORMAT": (1, 2, lambda row, *a: _format_time(*a)),
     "DATEADD": (3, 3, lambda row, d, n, u: _dateadd(d, n, u)),
     "IS_AFTER": (2, 2, lambda row, a, b: compare(">", _to_time(a), _to_time(b))),
     "IS_BEFORE": (2, 2, lambda row, a, b: compare("<", _to_time(a), _to_time(b))),
