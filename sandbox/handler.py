@@ -81,6 +81,11 @@ class _Failures:
                 return None
             return self._rng.choice(sorted(errors.SERVER_ERRORS))
 
+    def jitter(self, most: float) -> float:
+        """A seeded delay in [0, most) seconds."""
+        with self._lock:
+            return self._rng.uniform(0.0, most)
+
 
 def _body_dict(body: Any) -> Mapping[str, Any]:
     if body is None:
@@ -172,12 +177,16 @@ class SandboxHandler(BaseHTTPRequestHandler):
 
     def _serve(self, method: str) -> None:
         sandbox = self.sandbox
-        where, injected = Route("unknown"), False
+        where, injected, arrived = Route("unknown"), False, None
         try:
             raw = self._read_body()  # always drained, or the next request on this connection breaks
             config = sandbox.config
-            if config.latency_seconds:
-                time.sleep(config.latency_seconds)
+            delay = config.latency_seconds
+            if config.latency_jitter_seconds:
+                delay += sandbox.failures.jitter(config.latency_jitter_seconds)
+            if delay:
+                time.sleep(delay)
+            arrived = time.monotonic()
             where = route(method, self.path)
             if self.headers.get("Authorization", "") != f"Bearer {config.token}":
                 raise errors.authentication_required()
@@ -204,7 +213,9 @@ class SandboxHandler(BaseHTTPRequestHandler):
         except Exception:  # a sandbox bug: answer like the API would, count it, show it
             logger.exception("sandbox failed on %s %s", method, self.path)
             status, payload = 500, errors.server_error(500).body
-        sandbox.stats.record(where.kind, status, injected=injected)
+        served = payload.get("records") if status == 200 and isinstance(payload, dict) else None
+        sandbox.stats.record(where.kind, status, injected=injected, arrived=arrived,
+                             records=len(served) if isinstance(served, list) else 0)
         self._send(status, payload)
 
     def _send(self, status: int, payload: Any) -> None:
