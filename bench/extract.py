@@ -38,6 +38,7 @@ from bench.support import (  # noqa: E402
     TOKEN,
     SandboxProcess,
     SandboxSpec,
+    describe,
     sustained_rate,
 )
 
@@ -65,7 +66,7 @@ def list_window(url: str, redis_url: str, prefix: str, formula: str | None, read
     done.put((created, started, time.monotonic()))
 
 
-def run(sandbox: SandboxProcess, redis_url: str, formulas: list[str | None],
+def run(sandbox: SandboxProcess, redis_url: str, formulas: list[str | None], detail: bool = False,
         ) -> tuple[list[tuple[str, str]], float, float, int]:
     """List ``formulas`` in one process each; return (id, createdTime) pairs, sustained and
     whole-run rates (rec/s) and the 429 count."""
@@ -80,6 +81,7 @@ def run(sandbox: SandboxProcess, redis_url: str, formulas: list[str | None],
     for _ in procs:
         ready.get(timeout=120)
     sandbox.reset()  # metadata requests are not part of the listing
+    start_at = time.monotonic()
     for _ in procs:
         go.put(True)
     results = [done.get(timeout=3600) for _ in procs]
@@ -87,7 +89,10 @@ def run(sandbox: SandboxProcess, redis_url: str, formulas: list[str | None],
         proc.join(30)
     created = [stamp for stamps, _, _ in results for stamp in stamps]
     whole = len(created) / (max(end for _, _, end in results) - min(s for _, s, _ in results))
-    sustained, rejected = sustained_rate(sandbox.log())
+    log = sandbox.log()
+    sustained, rejected = sustained_rate(log)
+    if detail:
+        print(describe(log, start_at, 5))
     return created, sustained, whole, rejected
 
 
@@ -100,6 +105,8 @@ def main() -> None:
     parser.add_argument("--latency", type=float, default=0.3)
     parser.add_argument("--sandbox-nice", type=int, default=0,
                         help="niceness of the sandbox process (negative needs root)")
+    parser.add_argument("--detail", action="store_true",
+                        help="print the tightest 5-request spans and when the 429s came")
     parser.add_argument("--redis", default=os.environ.get(
         "CONVEYOR_BENCH_REDIS_URL", "redis://127.0.0.1:6379/7"))
     args = parser.parse_args()
@@ -109,14 +116,14 @@ def main() -> None:
           f"{os.cpu_count()} cores, load {os.getloadavg()[0]:.1f}, sandbox nice {args.sandbox_nice}")
     print(f"{'listing':<24} {'sustained % of 500':>19} {'whole-run rec/s':>16} {'429s':>5}")
     with SandboxProcess(spec) as sandbox:
-        created, sustained, whole, rejected = run(sandbox, args.redis, [None])
+        created, sustained, whole, rejected = run(sandbox, args.redis, [None], args.detail)
         assert len(created) == args.records, len(created)
         print(f"{'sequential (baseline)':<24} {100 * sustained / CEILING:>18.1f}% "
               f"{whole:>16.0f} {rejected:>5}", flush=True)
-        for parts in (int(n) for n in args.partitions.split(",")):
+        for parts in (int(n) for n in args.partitions.split(",") if n.strip()):
             plan = plan_from_created([stamp for _, stamp in created], parts)
             got, sustained, whole, rejected = run(sandbox, args.redis,
-                                                  [w.formula() for w in plan])
+                                                  [w.formula() for w in plan], args.detail)
             ids = [record_id for record_id, _ in got]
             assert len(ids) == len(set(ids)), "a record was listed by two partitions"
             assert set(ids) == {record_id for record_id, _ in created}, "partitions left a gap"

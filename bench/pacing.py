@@ -26,7 +26,14 @@ from typing import Any
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-from bench.support import BASE_ID, TOKEN, SandboxProcess, SandboxSpec, accepted_rate  # noqa: E402
+from bench.support import (  # noqa: E402
+    BASE_ID,
+    TOKEN,
+    SandboxProcess,
+    SandboxSpec,
+    accepted_rate,
+    describe,
+)
 
 RATE = 5.0
 PENALTY = 30.0
@@ -75,22 +82,11 @@ def measure(sandbox: SandboxProcess, args: argparse.Namespace, margin: float) ->
         proc.terminate()  # one may be sleeping out a 30 s penalty
     for proc in procs:
         proc.join(10)
+    time.sleep(args.latency + 0.5)  # requests still in flight land before the next reset
     rate = accepted_rate(log, start_at + 1.0, stop_at)
     if args.detail:
-        print(describe(log, start_at))
+        print(describe(log, start_at, int(RATE)))
     return 100.0 * rate / RATE, sum(1 for _, _, status, _ in log if status == 429)
-
-
-def describe(log: list[tuple[float, str, int, int]], start_at: float) -> str:
-    """Where the margin went: the tightest gaps between request i and i+limit, and the 429s."""
-    accepted = sorted(at for at, _, status, _ in log if status != 429)
-    limit = int(RATE)
-    gaps = sorted((accepted[i + limit] - accepted[i], accepted[i] - start_at)
-                  for i in range(len(accepted) - limit))
-    tight = ", ".join(f"{gap * 1000:.1f} ms at {at:.1f} s" for gap, at in gaps[:3])
-    refused = ", ".join(f"{at - start_at:.2f} s" for at, _, status, _ in sorted(log)
-                        if status == 429)
-    return f"    tightest {limit}-request spans: {tight}; 429s at: {refused or 'none'}"
 
 
 def main() -> None:

@@ -127,6 +127,17 @@ def accepted_rate(log: list[tuple[float, str, int, int]], since: float,
     return (len(times) - 1) / (times[-1] - times[0]) if len(times) > 1 else 0.0
 
 
+def describe(log: list[tuple[float, str, int, int]], start_at: float, limit: int) -> str:
+    """Where the margin went: the tightest spans between request i and i+limit, and the 429s."""
+    accepted = sorted(at for at, _, status, _ in log if status != 429)
+    gaps = sorted((accepted[i + limit] - accepted[i], accepted[i] - start_at)
+                  for i in range(len(accepted) - limit))
+    tight = ", ".join(f"{gap * 1000:.1f} ms at {at:.1f} s" for gap, at in gaps[:3])
+    refused = ", ".join(f"{at - start_at:.2f} s" for at, _, status, _ in sorted(log)
+                        if status == 429)
+    return f"    tightest {limit}-request spans: {tight}; 429s at: {refused or 'none'}"
+
+
 def _serve(spec_json: str) -> None:
     from sandbox import Sandbox, SandboxConfig, build_base
 

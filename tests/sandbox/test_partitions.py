@@ -10,6 +10,7 @@ from collections import Counter
 from collections.abc import Iterator
 
 import pytest
+import requests
 
 from app.contracts import TableRef
 from app.extractors import AirtableExtractor
@@ -93,3 +94,34 @@ def test_records_created_during_the_run_fall_in_the_last_partition(sandbox: Sand
     holders = [w.index for w in plan
                if created["id"] in {r["id"] for r in _listing(extractor, table, w.formula())}]
     assert holders == [plan[-1].index]
+
+
+def test_the_connection_is_open_before_the_limiter_admits_the_request(sandbox: Sandbox) -> None:
+    from app.extractors.airtable_session import RateLimitedSession
+
+    session: RateLimitedSession
+
+    class Recording:
+        """A limiter that notes whether a connected socket was already pooled when asked."""
+
+        def __init__(self) -> None:
+            self.connected_when_admitted: list[bool] = []
+
+        def acquire(self, key: str, token: str | None = None) -> float:
+            probe = session.prepare_request(requests.Request("GET", sandbox.url))
+            verify = session.merge_environment_settings(sandbox.url, {}, None, None, None)["verify"]
+            pool = session.get_adapter(sandbox.url).get_connection_with_tls_context(probe, verify)
+            conn = pool._get_conn()
+            self.connected_when_admitted.append(conn.is_connected)
+            pool._put_conn(conn)
+            return 0.0
+
+        def penalize(self, key: str, seconds: float) -> None:
+            raise AssertionError("no 429 expected")
+
+    limiter = Recording()
+    session = RateLimitedSession(limiter, base_key="b", penalty_seconds=1.0)
+    session.headers["Authorization"] = f"Bearer {TOKEN}"
+    for _ in range(2):
+        assert session.get(f"{sandbox.url}/v0/appPARTS000000001/Edges").status_code == 200
+    assert limiter.connected_when_admitted == [True, True]
