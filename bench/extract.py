@@ -93,6 +93,10 @@ def run(sandbox: SandboxProcess, redis_url: str, formulas: list[str | None], det
     sustained, rejected = sustained_rate(log)
     if detail:
         print(describe(log, start_at, 5))
+        origin = min(start for _, start, _ in results)
+        print("    listings (start s, end s, records): " + ", ".join(
+            f"({start - origin:.1f}, {end - origin:.1f}, {len(pairs)})"
+            for pairs, start, end in results))
     return created, sustained, whole, rejected
 
 
