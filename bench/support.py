@@ -8,6 +8,7 @@ against the rate limit (the same clock for every process on one Linux host).
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import subprocess
@@ -150,6 +151,11 @@ def _serve(spec_json: str) -> None:
                            penalty_seconds=spec.penalty_seconds,
                            latency_seconds=spec.latency_seconds,
                            latency_jitter_seconds=spec.latency_jitter_seconds)
+    # The generated tables are a few hundred thousand long-lived objects: left to the cyclic
+    # collector, a full pass freezes every sandbox thread for tens of ms and delays arrivals,
+    # a pause of the stand-in for Airtable's servers that their clients would never see.
+    gc.collect()
+    gc.freeze()
     sandbox = Sandbox.start(bases, config)
     sandbox.stats.keep_log()
     print(sandbox.url, flush=True)
