@@ -125,3 +125,19 @@ def test_the_connection_is_open_before_the_limiter_admits_the_request(sandbox: S
     for _ in range(2):
         assert session.get(f"{sandbox.url}/v0/appPARTS000000001/Edges").status_code == 200
     assert limiter.connected_when_admitted == [True, True]
+
+
+def test_the_request_log_records_each_answer_with_its_records(sandbox: Sandbox) -> None:
+    extractor = _extractor(sandbox, "appPARTS000000001")
+    table = extractor.find_table("Edges")
+    sandbox.stats.keep_log()
+    sandbox.config.latency_jitter_seconds = 0.01
+    sandbox.config.requests_per_second = 1
+    listed = _listing(extractor, table, None)
+    requests.get(f"{sandbox.url}/v0/appPARTS000000001/Edges",
+                 headers={"Authorization": f"Bearer {TOKEN}"})  # over the limit: a 429
+    log = sandbox.stats.log
+    assert log is not None
+    assert [(e.kind, e.status, e.records) for e in log] == [("list", 200, len(listed)),
+                                                            ("list", 429, 0)]
+    assert log[0].arrived < log[1].arrived
