@@ -6,15 +6,29 @@ for what is registered here.
 
 from __future__ import annotations
 
+from typing import Any, Protocol, TypeVar
+
 from app.errors import ConfigurationError
 from app.extractors import AirtableExtractor, TabularExtractor
 from app.warehouses import PostgresWarehouse, SQLiteWarehouse, Warehouse
-from app.workflows.base import Workflow
-from app.workflows.etl import ETLWorkflow
 
 EXTRACTORS: dict[str, type[TabularExtractor]] = {"airtable": AirtableExtractor}
 WAREHOUSES: dict[str, type[Warehouse]] = {"sqlite": SQLiteWarehouse, "postgres": PostgresWarehouse}
-WORKFLOWS: dict[str, type[Workflow]] = {"etl": ETLWorkflow}
+class NamedWorkflow(Protocol):
+    """What the registry needs of a workflow class (``app.workflows.base.Workflow``)."""
+
+    @classmethod
+    def name(cls) -> str: ...
+
+    def run(self, **options: Any) -> Any: ...
+
+    def call_hook(self, hook: str) -> None: ...
+
+
+W = TypeVar("W", bound=type[NamedWorkflow])
+
+#: ETLWorkflow registers itself (app.workflows.etl), so this module never imports a driver.
+WORKFLOWS: dict[str, type[NamedWorkflow]] = {}
 
 
 def register_extractor(name: str, cls: type[TabularExtractor]) -> type[TabularExtractor]:
@@ -23,7 +37,7 @@ def register_extractor(name: str, cls: type[TabularExtractor]) -> type[TabularEx
     return cls
 
 
-def register_workflow(cls: type[Workflow]) -> type[Workflow]:
+def register_workflow(cls: W) -> W:
     """Make a user's workflow nameable in distributed runs, under ``cls.name()``."""
     WORKFLOWS[cls.name()] = cls
     return cls
@@ -47,7 +61,7 @@ def warehouse_class(name: str) -> type[Warehouse]:
     return _lookup("warehouse", WAREHOUSES, name)
 
 
-def workflow_class(name: str) -> type[Workflow]:
+def workflow_class(name: str) -> type[NamedWorkflow]:
     """The registered workflow called ``name``."""
     return _lookup("workflow", WORKFLOWS, name)
 

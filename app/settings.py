@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import re
 from functools import lru_cache
 
+from dotenv import dotenv_values
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -56,6 +59,19 @@ class Settings(BaseSettings):
     # register themselves; a message can only name what is registered.
     conveyor_imports: str | None = None
 
+    def connection_secret(self, connection: str, name: str) -> str | None:
+        """A secret of a named connection, e.g. ``CONVEYOR_CONNECTION_SALES_AIRTABLE_API_KEY``.
+
+        A run names a connection, never carries its secrets: each worker resolves them from
+        its own environment (or ``.env``). The ``default`` connection also reads the plain
+        variable (``AIRTABLE_API_KEY``).
+        """
+        variable = connection_variable(connection, name)
+        value = os.environ.get(variable) or _dotenv().get(variable)
+        if value or connection != "default":
+            return value or None
+        return os.environ.get(name) or _dotenv().get(name) or None
+
     @property
     def fingerprint_key(self) -> bytes | None:
         """``CONVEYOR_TOKEN_FINGERPRINT_KEY`` as bytes, or None."""
@@ -70,6 +86,18 @@ class Settings(BaseSettings):
         return [name.strip() for name in self.airtable_tables.split(",") if name.strip()]
 
 
+def connection_variable(connection: str, name: str) -> str:
+    """The environment variable holding secret ``name`` of ``connection``."""
+    if not re.fullmatch(r"[A-Za-z][A-Za-z0-9_]*", connection):
+        raise ValueError(f"connection names are letters, digits and _, not {connection!r}")
+    return f"CONVEYOR_CONNECTION_{connection.upper()}_{name}"
+
+
+@lru_cache(maxsize=1)
+def _dotenv() -> dict[str, str | None]:
+    return dotenv_values(".env") if os.path.exists(".env") else {}
+
+
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
     """The process-wide settings, read once."""
@@ -79,4 +107,5 @@ def get_settings() -> Settings:
 def reload_settings() -> Settings:
     """Forget the cached settings and read the environment again (tests, CLI overrides)."""
     get_settings.cache_clear()
+    _dotenv.cache_clear()
     return get_settings()

@@ -14,7 +14,7 @@ from broker.scheduling import WATCHDOG_ENTRY, beat_entries, fire, load_schedules
 log = logging.getLogger(__name__)
 
 
-class ConveyorScheduler(RedBeatScheduler):  # type: ignore[misc]
+class ConveyorScheduler(RedBeatScheduler):  # RedBeat is untyped: Any to mypy
     """Schedules from CONVEYOR_SCHEDULES; a due entry becomes a producer run."""
 
     def __init__(self, app: Any, *args: Any, **kwargs: Any) -> None:

@@ -5,16 +5,12 @@ whose task has not been acknowledged within it, so each task (plus its retry cou
 finish well inside it, and a killed worker's messages come back after it.
 """
 
-import sys
-
 from app.errors import TransientError
 from app.settings import get_settings
 
 #: What a task retries by itself: anything that may go away (network, 429/5xx, locks).
 RETRY_ON = (TransientError,)
 MAX_RETRIES = 8
-#: Polls and continuations re-send a task without using up its retry budget.
-UNBOUNDED = sys.maxsize
 
 VISIBILITY_TIMEOUT = get_settings().conveyor_visibility_timeout_seconds
 #: A task must be acknowledged long before the broker would hand it to someone else.
@@ -29,20 +25,16 @@ RETRY_BACKOFF = 2
 RETRY_BACKOFF_MAX = max(VISIBILITY_TIMEOUT // 4, 5)
 RETRY_JITTER = True
 
-#: How long finish_table waits (polling) for the load workers to finish a table's batches.
-FINISH_POLL_SECONDS = 1.0
-FINISH_MAX_WAIT_SECONDS = 3600
-#: A batch still missing after this long with no batch loaded at all was lost on its way:
-#: kombu's Redis transport pops a message before it records it as unacknowledged, so a worker
-#: killed in between loses it for good. The table is then extracted again in a new epoch.
-LOST_BATCH_SECONDS = 2 * VISIBILITY_TIMEOUT + 20
-MAX_REEXTRACTS = 3
+#: A running run with no sign of life for this long lost a message (to a worker killed between
+#: kombu's pop and its bookkeeping, or to a Redis restart): the recovery sweep sends each
+#: unfinished table's resume step and unloaded batches again. Longer than a task may run, and
+#: than kombu takes to restore a dead worker's unacknowledged messages.
+RECOVER_AFTER_SECONDS = VISIBILITY_TIMEOUT + 30
+#: How often each worker's timer runs the recovery sweep (one worker per tick does it).
+RECOVERY_SWEEP_SECONDS = max(VISIBILITY_TIMEOUT // 8, 5)
 
-#: How often a run queued behind another run of the same workflow checks whether it may start.
-QUEUED_RUN_POLL_SECONDS = 5
-
-#: The watchdog fails a running run with no sign of life for this long (a lost chord callback,
-#: workers gone), and a queued run its producer never sent after UNSENT_RUN_SECONDS.
+#: The sweep fails a running run with no sign of life for this long despite recovery (no live
+#: workers), and a queued run its producer never sent after UNSENT_RUN_SECONDS.
 STALLED_RUN_SECONDS = get_settings().conveyor_stalled_run_seconds
 UNSENT_RUN_SECONDS = 60
 WATCHDOG_EVERY_SECONDS = 30

@@ -11,13 +11,16 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 from celery import signature
 
-from app.errors import TerminalError
-from app.registry import EXTRACTORS, WAREHOUSES, WORKFLOWS, name_of
+from app.errors import ConfigurationError, TerminalError
+from app.registry import WORKFLOWS, name_of
 from app.settings import get_settings
+from app.sync.plan import RunPlan
+from app.sync.states import RunState
 from app.workflows.base import Workflow
 from app.workflows.etl import ETLWorkflow
 from broker.canvases import steps_canvas
@@ -25,7 +28,6 @@ from broker.celery_app import celery_app
 from broker.guard import OverlapGuard
 from broker.status import TERMINAL, RunStatus, now_iso, redis_client
 
-RUN_OPTIONS = ("drop_tables", "tables")
 OVERLAP_MODES = ("skip", "queue", "allow")
 
 
@@ -81,7 +83,7 @@ class RunHandle:
             if on_progress:
                 on_progress(status)
             if status["state"] in TERMINAL:
-                if raise_on_failure and status["state"] != "succeeded":
+                if raise_on_failure and not RunState(status["state"]).landed:
                     raise RunFailedRemotelyError(status)
                 return status
             if deadline is not None and time.monotonic() > deadline:
@@ -89,11 +91,16 @@ class RunHandle:
             time.sleep(poll)
 
     def cancel(self) -> None:
-        """Ask the run to stop: no further batch loads, and the run ends cancelled."""
+        """Ask the run to stop: no further batch loads, and the run ends cancelled. A generic
+        workflow ends cancelled at once (the step running now finishes, nothing after it runs)."""
         self._store.request_cancel(self.id)
         status = self.status()
-        if status["state"] == "queued":
-            self._store.set_state(self.id, "cancelled")
+        if status["state"] == "queued" or (status["state"] == "running"
+                                           and "extractor" not in (status.get("spec") or {})):
+            if self._store.set_state(self.id, RunState.CANCELLED):
+                guards = self._store.guards(self.id)
+                if guards:
+                    overlap_guard().release(guards, self.id)
 
 
 def enqueue(
@@ -106,64 +113,47 @@ def enqueue(
 ) -> RunHandle:
     """Queue a run of ``workflow`` on the workers and return its handle.
 
-    The message names registered classes only and carries no secrets: the workers build
-    extractors and warehouses from their own environment.
+    The run plan carries the extractor's and warehouse's configuration (base id, API URL,
+    warehouse URL without its password, schema…) and the options, never a secret: each worker
+    takes the secrets of the run's connection from its own environment.
 
     Args:
         workflow: an ETLWorkflow, or any registered Workflow with @step methods.
         run_id: the run's id (a new one by default).
-        overlap: while a run of the same workflow is still going, ``skip`` records this run as
-            skipped (the default), ``queue`` makes it wait its turn, ``allow`` runs it anyway.
+        overlap: while another run writes the same tables (into the same warehouse and
+            schema), ``skip`` records this run as skipped (the default), ``queue`` makes it
+            start when that run ends, ``allow`` runs it anyway.
         trigger: who asked for the run (``manual``, ``schedule:<name>``), shown in the status.
         **run_options: ``drop_tables`` and ``tables`` (names or ids) for an ETLWorkflow.
+
+    Raises:
+        ConfigurationError: an unknown option, or an extractor or warehouse argument that
+            cannot be sent to workers (an explicit token, an unregistered class).
     """
-    unknown = set(run_options) - set(RUN_OPTIONS)
-    if unknown:
-        raise TerminalError(f"unknown run options {sorted(unknown)}: use {', '.join(RUN_OPTIONS)}")
     if overlap not in OVERLAP_MODES:
-        raise TerminalError(f"overlap must be one of {', '.join(OVERLAP_MODES)}, not {overlap!r}")
-    options = {k: v for k, v in run_options.items() if v is not None}
-    spec = run_spec(workflow, options)
-    spec.update(run_id=run_id or uuid.uuid4().hex, overlap=overlap, trigger=trigger)
+        raise ConfigurationError(f"overlap must be one of {', '.join(OVERLAP_MODES)}, not {overlap!r}")
+    run_id = run_id or uuid.uuid4().hex
     store = RunStatus()
-    store.create_run(spec["run_id"], workflow.name(), options, trigger=trigger, spec=spec)
-    handle = RunHandle(spec["run_id"], store)
-    if overlap == "skip":
-        holder = overlap_guard().acquire(spec["guard"], spec["run_id"])
-        if holder is not None:
-            store.set_state(spec["run_id"], "skipped",
-                            reason=f"run {holder} of the same workflow is still going")
-            return handle
+    handle = RunHandle(run_id, store)
     if isinstance(workflow, ETLWorkflow):
-        signature("conveyor.plan_run", args=(spec,), app=celery_app).apply_async(
-            task_id=f"{spec['run_id']}-plan")
+        return send_plan(workflow.plan(run_id=run_id, trigger=trigger, overlap=overlap,
+                                       **run_options), store)
     else:
-        steps_canvas(spec, type(workflow)).apply_async()
-    # A queued run without sent_at was never sent: its producer stopped in between.
-    store.update_run(spec["run_id"], sent_at=now_iso())
-    return handle
-
-
-def run_spec(workflow: Workflow, options: dict[str, Any]) -> dict[str, Any]:
-    """What the workers need to run ``workflow``: registry names and options, never secrets.
-
-    ``guard`` names the workflow for the overlap guard: same workflow, source, warehouse and
-    tables means the same guard.
-    """
-    if not isinstance(workflow, ETLWorkflow):
+        if run_options:
+            raise ConfigurationError(f"{workflow.name()} takes no run options, not {sorted(run_options)}")
         name = name_of(WORKFLOWS, type(workflow))
-        return {"workflow": name, "options": options, "guard": f"steps:{name}"}
-    warehouse = workflow.warehouse_class
-    extractor = name_of(EXTRACTORS, workflow.extractor_class)
-    warehouse_name = name_of(WAREHOUSES, warehouse) if warehouse else None
-    tables = ",".join(options.get("tables") or []) or "*"
-    return {
-        "workflow": workflow.name(),
-        "extractor": extractor,
-        "warehouse": warehouse_name,
-        "options": options,
-        "guard": f"etl:{extractor}:{warehouse_name or 'default'}:{tables}",
-    }
+        store.create_run(run_id, name, {}, trigger=trigger, spec={"workflow": name})
+        guards = [f"steps:{name}"]
+        if overlap != "allow":
+            holder = overlap_guard().acquire(guards, run_id)
+            if holder is not None:
+                store.set_state(run_id, RunState.SKIPPED, reason=f"run {holder} of {name} is still going")
+                return handle
+        store.set_guards(run_id, guards)
+        steps_canvas(run_id, type(workflow)).apply_async()
+    # A queued run without sent_at was never sent: its producer stopped in between.
+    store.update_run(run_id, sent_at=now_iso())
+    return handle
 
 
 def overlap_guard() -> OverlapGuard:
@@ -172,13 +162,11 @@ def overlap_guard() -> OverlapGuard:
 
 
 def retry_run(run_id: str) -> RunHandle:
-    """A new run of the same workflow for the tables of ``run_id`` that did not succeed.
+    """A new run of the same plan for the tables of ``run_id`` that did not succeed.
 
     Raises:
         TerminalError: the run is unknown, still going, or every table succeeded.
     """
-    from app.registry import extractor_class, warehouse_class
-
     status = RunHandle(run_id).status()
     if status["state"] not in TERMINAL or status["state"] == "skipped":
         raise TerminalError(f"run {run_id} is {status['state']}: only a finished run can be retried")
@@ -188,10 +176,21 @@ def retry_run(run_id: str) -> RunHandle:
     unfinished = [t["table"]["table_id"] for t in status["tables"] if t["state"] != "succeeded"]
     if not unfinished and status["tables"]:
         raise TerminalError(f"every table of run {run_id} succeeded: nothing to retry")
-    warehouse = spec.get("warehouse")
-    workflow = ETLWorkflow(extractor_class(spec["extractor"]),
-                           warehouse_class(warehouse) if warehouse else None)
-    options = dict(spec.get("options") or {})
+    previous = RunPlan.from_json(spec)
+    options = previous.options
     if unfinished:
-        options["tables"] = unfinished
-    return enqueue(workflow, overlap="allow", trigger=f"retry:{run_id}", **options)
+        options = replace(options, tables=tuple(unfinished))
+    plan = replace(previous, run_id=uuid.uuid4().hex, options=options, trigger=f"retry:{run_id}",
+                   overlap="allow")
+    return send_plan(plan, RunStatus())
+
+
+def send_plan(plan: RunPlan, store: RunStatus) -> RunHandle:
+    """Record an ETL run as queued and send its plan to the extract workers."""
+    store.create_run(plan.run_id, plan.workflow, plan.options.to_user(), trigger=plan.trigger,
+                     spec=plan.to_json())
+    signature("conveyor.plan_run", args=(plan.to_json(),), app=celery_app).apply_async(
+        task_id=f"{plan.run_id}-plan")
+    # A queued run without sent_at was never sent: its producer stopped in between.
+    store.update_run(plan.run_id, sent_at=now_iso())
+    return RunHandle(plan.run_id, store)

@@ -4,12 +4,10 @@ from broker.queues import EXTRACT, LOAD
 
 EXTRACT_TASKS = (
     "conveyor.plan_run",
-    "conveyor.fetch_schema",
+    "conveyor.start_table",
     "conveyor.extract_table",
-    "conveyor.reextract_table",
 )
 LOAD_TASKS = (
-    "conveyor.detect_schema",
     "conveyor.create_table",
     "conveyor.load_batch",
     "conveyor.finish_table",

@@ -15,19 +15,20 @@ import redis
 
 from app.contracts import RejectedRecord, TableRef
 from app.settings import get_settings
+from app.sync.states import FINAL_RUN_STATES
 from broker import policies
 from broker.config import redis_py_url
 
 PREFIX = "conveyor"
-TERMINAL = frozenset({"succeeded", "failed", "cancelled", "skipped"})
+TERMINAL = frozenset(state.value for state in FINAL_RUN_STATES)
 
-# Sets the run state unless it is already terminal: a run finishes exactly once.
+# Sets the run state unless it is already final: a run finishes exactly once.
 _SET_STATE = """
 local current = redis.call('HGET', KEYS[1], 'state')
-if current == 'succeeded' or current == 'failed' or current == 'cancelled' or current == 'skipped' then
-  return 0
+for _, final in ipairs(cjson.decode(ARGV[1])) do
+  if current == final then return 0 end
 end
-redis.call('HSET', KEYS[1], unpack(ARGV))
+redis.call('HSET', KEYS[1], unpack(ARGV, 2))
 return 1
 """
 
@@ -101,23 +102,35 @@ class RunStatus:
             fields["finished_at"] = now_iso()
         if error is not None:
             fields["error"] = error
-        argv = [item for pair in fields.items() for item in pair]
+        argv = [json.dumps(sorted(TERMINAL))] + [item for pair in fields.items() for item in pair]
         return bool(self._set_state(keys=[self._run(run_id)], args=argv))
 
     def update_run(self, run_id: str, **fields: str) -> None:
         """Set informational fields of a run (not its state)."""
-        self.r.hset(self._run(run_id), mapping=fields)
+        self.r.hset(self._run(run_id), mapping=dict(fields.items()))
+
+    def set_guards(self, run_id: str, names: list[str]) -> None:
+        """The overlap guards the run holds (released when it finishes)."""
+        self.r.hset(self._run(run_id), "guards", json.dumps(names))
+
+    def guards(self, run_id: str) -> list[str]:
+        value = self.r.hget(self._run(run_id), "guards")
+        return list(json.loads(value)) if value else []
 
     def claim_plan(self, run_id: str) -> bool:
         """True for the one caller that gets to launch the run's canvas."""
         return bool(self.r.hsetnx(self._run(run_id), "planned_at", now_iso()))
 
     def set_tables(self, run_id: str, tables: list[TableRef]) -> None:
-        self.r.hset(self._run(run_id), "tables", json.dumps([t.to_json() for t in tables]))
+        self.r.hset(self._run(run_id), mapping={
+            "tables": json.dumps([t.to_json() for t in tables]), "table_count": len(tables)})
         for table in tables:
             key = self._table(run_id, table.table_id)
             self.r.hsetnx(key, "state", "pending")
             self._touch(key)
+
+    def table_count(self, run_id: str) -> int:
+        return int(self.r.hget(self._run(run_id), "table_count") or 0)
 
     def request_cancel(self, run_id: str) -> None:
         self.r.hset(self._run(run_id), "cancel_requested", now_iso())
@@ -131,10 +144,18 @@ class RunStatus:
         self.r.hset(key, mapping={k: v for k, v in fields.items() if v is not None})
         self._touch(key)
 
-    def extraction(self, run_id: str, table_id: str) -> dict[str, Any] | None:
-        """The last finished extraction of a table: its epoch, first batch and batch count."""
-        value = self.r.hget(self._table(run_id, table_id), "extraction")
-        return json.loads(value) if value else None
+    def run_field(self, run_id: str, name: str) -> str | None:
+        """One field of a run's status (``planned_at``, ``sent_at``…)."""
+        value = self.r.hget(self._run(run_id), name)
+        return str(value) if value is not None else None
+
+    def count_requests(self, run_id: str, table_id: str, count: int, *, recovery: bool = False) -> None:
+        """Count listing requests made for a table (and those a recovery cost)."""
+        if count:
+            key = self._table(run_id, table_id)
+            self.r.hincrby(key, "requests", count)
+            if recovery:
+                self.r.hincrby(key, "recovery_requests", count)
 
     def run_state(self, run_id: str) -> str | None:
         """The run's state alone (None if unknown), without reading its tables and steps."""
@@ -191,7 +212,7 @@ class RunStatus:
     def get(self, run_id: str, *, steps: bool = True) -> dict[str, Any] | None:
         """The whole status of a run as JSON-ready data (its step list only with ``steps``),
         or None if unknown."""
-        run = self.r.hgetall(self._run(run_id))
+        run: dict[str, str] = self.r.hgetall(self._run(run_id))  # type: ignore[assignment]
         if not run:
             return None
         tables = json.loads(run.pop("tables", "[]"))
@@ -210,9 +231,16 @@ class RunStatus:
         loaded = self.r.hgetall(self._table(run_id, table.table_id, "loaded"))
         rejected_raw = self.r.hvals(self._table(run_id, table.table_id, "rejected"))
         rejected = [r for raw in rejected_raw for r in json.loads(raw)]
+        sync = self.r.hmget(self._table(run_id, table.table_id, "sync"),
+                            ["recoveries", "recovered_batches"])
         return {
             "table": table.to_json(),
             "sql_table": info.get("sql_table"),
+            "target": info.get("target"),
+            "requests": int(info.get("requests", 0)),
+            "recoveries": int(sync[0] or 0),
+            "recovered_batches": int(sync[1] or 0),
+            "recovery_requests": int(info.get("recovery_requests", 0)),
             "state": info.get("state", "pending"),
             "error": info.get("error"),
             "fetched": sum(int(v) for v in fetched),
@@ -223,6 +251,6 @@ class RunStatus:
 
     def recent(self, limit: int = 20) -> list[dict[str, Any]]:
         """The newest runs first, without their step lists."""
-        ids = self.r.zrevrange(f"{PREFIX}:runs", 0, limit - 1)
+        ids: list[str] = self.r.zrevrange(f"{PREFIX}:runs", 0, limit - 1)  # type: ignore[assignment]
         runs = (self.get(run_id, steps=False) for run_id in ids)
         return [run for run in runs if run is not None]

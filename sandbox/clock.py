@@ -1,9 +1,16 @@
-"""Airtable-style ids and timestamps: 17-character ids, ISO times with milliseconds and a Z."""
+"""Airtable-style ids and timestamps, and the sandbox's clock, which tests may move forward.
+
+Every time the sandbox shows (``createdTime``, last-modified times, ``LAST_MODIFIED_TIME()``,
+``NOW()``, webhook expiry and payload retention, the ``Date`` header) comes from ``CLOCK``, so
+``CLOCK.advance(days=8)`` makes a running sandbox live eight days later: hooks expire, old
+payloads are dropped. Rate-limit windows and list offsets keep the real monotonic clock.
+"""
 
 from __future__ import annotations
 
 import random
 import string
+import threading
 import time
 from datetime import UTC, datetime, timedelta
 
@@ -16,11 +23,44 @@ def make_id(prefix: str, rng: random.Random) -> str:
     return prefix + "".join(rng.choices(_ID_CHARS, k=17 - len(prefix)))
 
 
+class SandboxClock:
+    """Wall-clock time plus an offset that only grows (``advance``) until ``reset``."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._offset_ms = 0
+        self._last_ms = 0
+
+    def now_ms(self) -> int:
+        """The sandbox's current time in whole epoch milliseconds, never going backwards."""
+        # Airtable's timestamps carry milliseconds; storing more would make a record modified at
+        # 12:00:00.0004 look newer than the "12:00:00.000Z" a client read back and filters on.
+        with self._lock:
+            self._last_ms = max(self._last_ms, time.time_ns() // 1_000_000 + self._offset_ms)
+            return self._last_ms
+
+    def advance(self, *, days: float = 0, hours: float = 0, seconds: float = 0) -> None:
+        """Move the sandbox's time forward (time travel for expiry and retention tests)."""
+        step = int((days * 86_400 + hours * 3_600 + seconds) * 1000)
+        if step < 0:
+            raise ValueError("the sandbox clock only moves forward")
+        with self._lock:
+            self._offset_ms += step
+
+    def reset(self) -> None:
+        """Back to real time (later readings may then repeat earlier ones until it catches up)."""
+        with self._lock:
+            self._offset_ms = 0
+            self._last_ms = 0
+
+
+#: The one clock of every sandbox in this process (the sandbox is a test and demo tool).
+CLOCK = SandboxClock()
+
+
 def now_ms() -> int:
-    """The current time in whole milliseconds since the epoch."""
-    # Airtable's timestamps carry milliseconds; storing more would make a record modified at
-    # 12:00:00.0004 look newer than the "12:00:00.000Z" a client read back and filters on.
-    return time.time_ns() // 1_000_000
+    """The sandbox's current time in whole milliseconds since the epoch (see ``CLOCK``)."""
+    return CLOCK.now_ms()
 
 
 def iso_from_ms(ms: int) -> str:

@@ -32,6 +32,8 @@ class SandboxConfig:
     offset_ttl_seconds: float | None = None
     # Answer an unknown table with the old API-key era 404 TABLE_NOT_FOUND, not today's 403.
     legacy_table_not_found: bool = False
+    # False answers every webhooks route 403, as for a token without the webhook:manage scope.
+    webhooks_allowed: bool = True
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sandbox.clock import EPOCH, datetime_from_ms, iso_from_ms, parse_iso
+from sandbox.clock import EPOCH, datetime_from_ms, iso_from_ms, now_ms, parse_iso
 
 
 class FormulaError(Exception):
@@ -259,9 +259,9 @@ FUNCTIONS: dict[str, tuple[int, int | None, Function]] = {
     "CREATED_TIME": (0, 0, lambda row: datetime_from_ms(row.created_ms())),
     # Airtable can watch chosen fields; the sandbox only knows when the record last changed.
     "LAST_MODIFIED_TIME": (0, None, lambda row, *a: datetime_from_ms(row.modified_ms())),
-    "NOW": (0, 0, lambda row: datetime.now(UTC)),
-    "TODAY": (0, 0, lambda row: datetime.now(UTC).replace(hour=0, minute=0, second=0,
-                                                          microsecond=0)),
+    "NOW": (0, 0, lambda row: datetime_from_ms(now_ms())),
+    "TODAY": (0, 0, lambda row: datetime_from_ms(now_ms()).replace(hour=0, minute=0, second=0,
+                                                                   microsecond=0)),
     "DATETIME_PARSE": (1, 3, lambda row, *a: _parse_time(*a)),
     "DATETIME_FORMAT": (1, 2, lambda row, *a: _format_time(*a)),
     "DATEADD": (3, 3, lambda row, d, n, u: _dateadd(d, n, u)),

@@ -7,23 +7,21 @@ tokens get today; ``SandboxConfig.legacy_table_not_found`` gives the old 404 TAB
 
 from __future__ import annotations
 
+import email.utils
 import json
 import logging
-import random
-import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from sandbox import errors, meta, writes
+from sandbox.base import SandboxBase
 from sandbox.listing import list_page, query_from_body, query_from_params, render
-from sandbox.model import SandboxBase, SandboxTable
-
-if TYPE_CHECKING:
-    from sandbox.server import Sandbox
+from sandbox.model import SandboxTable
+from sandbox.state import SandboxState
 
 logger = logging.getLogger(__name__)
 
@@ -40,6 +38,7 @@ class Route:
     base_id: str | None = None
     table: str | None = None
     record_id: str | None = None
+    item: str | None = None  # a webhook or field id
 
 
 def route(method: str, path: str) -> Route:
@@ -51,6 +50,8 @@ def route(method: str, path: str) -> Route:
     if not parts or parts[0] != "v0":
         return Route("unknown")
     rest = parts[1:]
+    if rest[:1] == ["bases"] and len(rest) >= 3 and rest[2] == "webhooks":
+        return _webhook_route(method, rest)
     if rest[:1] == ["meta"]:
         if method == "GET" and rest == ["meta", "whoami"]:
             return Route("meta_whoami")
@@ -58,6 +59,11 @@ def route(method: str, path: str) -> Route:
             return Route("meta_bases")
         if method == "GET" and len(rest) == 4 and rest[1] == "bases" and rest[3] == "tables":
             return Route("meta_tables", rest[2])
+        if len(rest) >= 6 and rest[1] == "bases" and rest[3] == "tables" and rest[5] == "fields":
+            if method == "POST" and len(rest) == 6:
+                return Route("field_create", rest[2], rest[4])
+            if method == "PATCH" and len(rest) == 7:
+                return Route("field_update", rest[2], rest[4], item=rest[6])
         return Route("unknown")
     if len(rest) == 2 and method in _TABLE_ROUTES:
         return Route(_TABLE_ROUTES[method], rest[0], rest[1])
@@ -68,23 +74,19 @@ def route(method: str, path: str) -> Route:
     return Route("unknown")
 
 
-class _Failures:
-    """Seeded coin flips for ``failure_rate``, so a failing run can be replayed."""
+_WEBHOOK_ACTIONS = {("POST", "refresh"): "webhook_refresh", ("GET", "payloads"): "webhook_payloads",
+                    ("POST", "enableNotifications"): "webhook_notifications"}
 
-    def __init__(self, seed: int) -> None:
-        self._rng = random.Random(seed)
-        self._lock = threading.Lock()
 
-    def pick(self, rate: float) -> int | None:
-        with self._lock:
-            if rate <= 0 or self._rng.random() >= rate:
-                return None
-            return self._rng.choice(sorted(errors.SERVER_ERRORS))
-
-    def jitter(self, most: float) -> float:
-        """A seeded delay in [0, most) seconds."""
-        with self._lock:
-            return self._rng.uniform(0.0, most)
+def _webhook_route(method: str, rest: list[str]) -> Route:
+    base_id = rest[1]
+    if len(rest) == 3 and method in ("GET", "POST"):
+        return Route("webhooks" if method == "GET" else "webhook_create", base_id)
+    if len(rest) == 4 and method == "DELETE":
+        return Route("webhook_delete", base_id, item=rest[3])
+    if len(rest) == 5 and (method, rest[4]) in _WEBHOOK_ACTIONS:
+        return Route(_WEBHOOK_ACTIONS[method, rest[4]], base_id, item=rest[3])
+    return Route("unknown")
 
 
 def _body_dict(body: Any) -> Mapping[str, Any]:
@@ -95,7 +97,7 @@ def _body_dict(body: Any) -> Mapping[str, Any]:
     return body
 
 
-def _table(sandbox: Sandbox, base: SandboxBase, name: str) -> SandboxTable:
+def _table(sandbox: SandboxState, base: SandboxBase, name: str) -> SandboxTable:
     table = base.table(name)
     if table is None:
         if sandbox.config.legacy_table_not_found:
@@ -104,20 +106,26 @@ def _table(sandbox: Sandbox, base: SandboxBase, name: str) -> SandboxTable:
     return table
 
 
-def dispatch(sandbox: Sandbox, method: str, where: Route, params: dict[str, list[str]],
+def dispatch(sandbox: SandboxState, method: str, where: Route, params: dict[str, list[str]],
              body: Any) -> tuple[int, Any]:
     """Serve one authenticated, admitted request; returns status and JSON payload."""
     if where.kind == "meta_whoami":
-        return 200, meta.whoami_body()
+        return 200, meta.whoami_body(webhooks=sandbox.config.webhooks_allowed)
     if where.kind == "meta_bases":
         return 200, meta.bases_body(sandbox.bases.values())
     base = sandbox.bases[where.base_id or ""]
     if where.kind == "meta_tables":
         return 200, meta.tables_body(base, params.get("include[]", []) + params.get("include", []))
-    table = _table(sandbox, base, where.table or "")
     data = _body_dict(body)
+    if where.kind.startswith("webhook"):
+        return 200, _webhooks(sandbox, base, where, params, data)
+    table = _table(sandbox, base, where.table or "")
+    if where.kind == "field_create":
+        return 200, meta.create_field(base, table, data)
+    if where.kind == "field_update":
+        return 200, meta.update_field(base, table, where.item or "", data)
     record_id = where.record_id or ""
-    handlers: dict[str, Callable[[], Any]] = {
+    records: dict[str, Callable[[], Any]] = {
         "list": lambda: list_page(table, query_from_params(params), sandbox.iterators),
         "list_post": lambda: list_page(table, query_from_body(dict(data), params),
                                        sandbox.iterators),
@@ -128,7 +136,24 @@ def dispatch(sandbox: Sandbox, method: str, where: Route, params: dict[str, list
         "delete": lambda: writes.delete_one(table, record_id),
         "delete_many": lambda: writes.delete_many(table, params),
     }
-    return 200, handlers[where.kind]()
+    with base.transaction():  # one request, one transaction (an upsert both creates and updates)
+        return 200, records[where.kind]()
+
+
+def _webhooks(sandbox: SandboxState, base: SandboxBase, where: Route,
+              params: dict[str, list[str]], data: Mapping[str, Any]) -> Any:
+    if not sandbox.config.webhooks_allowed:
+        raise errors.model_not_found()  # what a token without webhook:manage gets
+    hooks, hook_id = sandbox.webhooks, where.item or ""
+    handlers: dict[str, Callable[[], Any]] = {
+        "webhooks": lambda: hooks.listing(base),
+        "webhook_create": lambda: hooks.create(base, data),
+        "webhook_delete": lambda: hooks.delete(base, hook_id),
+        "webhook_refresh": lambda: hooks.refresh(base, hook_id),
+        "webhook_payloads": lambda: hooks.payloads(base, hook_id, params),
+        "webhook_notifications": lambda: hooks.enable_notifications(base, hook_id, data),
+    }
+    return handlers[where.kind]()
 
 
 def _get(table: SandboxTable, record_id: str, params: dict[str, list[str]]) -> dict[str, Any]:
@@ -149,6 +174,13 @@ class SandboxHandler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 (stdlib signature)
         """Stay silent: test output must be clean, and stats count every request anyway."""
 
+    def date_time_string(self, timestamp: float | None = None) -> str:
+        """The ``Date`` header of every answer, from the sandbox's clock (clients that pace
+        modified-time windows read the server's time from it, as they must with Airtable)."""
+        if timestamp is None:
+            timestamp = self.sandbox.clock.now_ms() / 1000
+        return email.utils.formatdate(timestamp, usegmt=True)
+
     def do_GET(self) -> None:
         self._serve("GET")
 
@@ -165,7 +197,7 @@ class SandboxHandler(BaseHTTPRequestHandler):
         self._serve("DELETE")
 
     @property
-    def sandbox(self) -> Sandbox:
+    def sandbox(self) -> SandboxState:
         return self.server.sandbox  # type: ignore[attr-defined, no-any-return]
 
     def _read_body(self) -> bytes:
@@ -231,7 +263,3 @@ class SandboxHandler(BaseHTTPRequestHandler):
         except (BrokenPipeError, ConnectionResetError):
             self.close_connection = True  # the client went away; nothing left to tell it
 
-
-def make_failures(seed: int) -> _Failures:
-    """The failure-injection coin for a sandbox seeded with ``seed``."""
-    return _Failures(seed)

@@ -11,8 +11,9 @@ import random
 from collections.abc import Callable
 from typing import Any, Final
 
+from sandbox.base import SandboxBase
 from sandbox.clock import iso_from_ms, make_id
-from sandbox.model import SandboxBase, SandboxField, SandboxTable, is_empty
+from sandbox.model import SandboxField, SandboxTable, is_empty
 from sandbox.samples import ANCHOR_MS
 from sandbox.values import NUMBER_TYPES, TEXT_TYPES
 
@@ -130,7 +131,7 @@ def rename_and_retype(
     fields = [new if f.id == old.id else f for f in old_table.fields]
     replaced = SandboxTable(old_table.id, old_table.name, fields, records,
                             description=old_table.description)
-    base.tables[base.tables.index(old_table)] = replaced
+    base.replace_table(old_table, replaced)
     return replaced
 
 

@@ -1,53 +1,25 @@
-"""Bases, tables, fields and records held by the sandbox, with Airtable's write semantics."""
+"""Tables, fields and records held by the sandbox, with Airtable's write semantics."""
 
 from __future__ import annotations
 
 import random
 import threading
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from sandbox import errors
 from sandbox.clock import iso_from_ms, make_id, ms_from_iso, now_ms
+from sandbox.fields import COMPUTED_TYPES, SANDBOX_USER, SandboxField, is_empty
 from sandbox.values import coerce_value
 
 Record = dict[str, Any]
+#: One record's change: (before, after); None before a creation and after a deletion.
+Diff = tuple[Record | None, Record | None]
+#: Told of every committed write (create, update, delete) with the table and its record diffs.
+WriteObserver = Callable[["SandboxTable", Sequence[Diff]], None]
 
-# The identity behind the sandbox token: what createdBy/lastModifiedBy show for API writes.
-SANDBOX_USER: dict[str, str] = {
-    "id": "usrSandboxToken01",
-    "email": "sandbox-token@example.com",
-    "name": "Sandbox token",
-}
-
-# Fields Airtable computes itself: writing to them is refused with a 422.
-COMPUTED_TYPES = frozenset({
-    "autoNumber", "button", "count", "createdBy", "createdTime", "formula", "lastModifiedBy",
-    "lastModifiedTime", "multipleLookupValues", "rollup",
-})
-
-
-@dataclass
-class SandboxField:
-    """Metadata of one field, as the metadata API describes it."""
-
-    name: str
-    type: str
-    id: str
-    options: dict[str, Any] | None = None
-
-    def to_json(self) -> dict[str, Any]:
-        """The field as ``GET /v0/meta/bases/{baseId}/tables`` lists it."""
-        data: dict[str, Any] = {"id": self.id, "name": self.name, "type": self.type}
-        if self.options is not None:
-            data["options"] = self.options
-        return data
-
-
-def is_empty(value: Any) -> bool:
-    """True for the values Airtable never returns: the key is simply absent instead."""
-    return value is None or value is False or value == "" or value == [] or value == {}
+__all__ = ["COMPUTED_TYPES", "SANDBOX_USER", "Diff", "Record", "SandboxField", "SandboxTable",
+           "WriteObserver", "is_empty"]
 
 
 class SandboxTable:
@@ -72,7 +44,11 @@ class SandboxTable:
         self.fields = list(fields)
         self.description = description
         self.view_id = "viw" + id[3:]
-        self._lock = threading.RLock()
+        # A base replaces this with its own lock: one transaction at a time per base, as in
+        # Airtable, and no lock-order deadlock when a write recomputes another table.
+        self.lock = threading.RLock()
+        # Set by the base holding the table (webhook payloads, computed fields).
+        self.on_write: WriteObserver | None = None
         self._rng = random.Random(id)
         self._records: dict[str, Record] = {r["id"]: r for r in records}
         self._modified: dict[str, int] = dict(modified_ms or {})
@@ -92,7 +68,7 @@ class SandboxTable:
     @property
     def records(self) -> list[Record]:
         """The current records, in creation order (a new list; the records are shared)."""
-        with self._lock:
+        with self.lock:
             return list(self._records.values())
 
     def __len__(self) -> int:
@@ -137,7 +113,7 @@ class SandboxTable:
         Raises:
             ApiError: 422 for an unknown field or a value the field cannot hold.
         """
-        with self._lock:
+        with self.lock:
             cleaned = [self._clean(fields, typecast) for fields in batch]
             stamp = now_ms()
             created = []
@@ -150,7 +126,9 @@ class SandboxTable:
                 self._modified[record_id] = stamp
                 self._created[record_id] = stamp
                 created.append(record)
-            return created
+            self._notify([(None, record) for record in created])
+            # The base may have filled lookups and rollups in since: answer with what is stored.
+            return [self._records.get(str(r["id"]), r) for r in created]
 
     def update(
         self, record_id: str, fields: Mapping[str, Any], *, replace: bool = False,
@@ -174,14 +152,14 @@ class SandboxTable:
         Raises:
             ApiError: 422 ``ROW_DOES_NOT_EXIST`` for an unknown id, or a field or value error.
         """
-        with self._lock:
+        with self.lock:
             cleaned = [(record_id, self._clean(fields, typecast)) for record_id, fields in batch]
             for record_id, _ in cleaned:
                 if record_id not in self._records:
                     raise errors.typed(422, "ROW_DOES_NOT_EXIST",
                                        f"Record ID {record_id} does not exist in this table")
             stamp = now_ms()
-            updated = []
+            updated, diffs = [], []
             for record_id, values in cleaned:
                 old = self._records[record_id]
                 kept = self._computed_values(old["fields"]) if replace else dict(old["fields"])
@@ -191,18 +169,66 @@ class SandboxTable:
                 self._records[record_id] = record
                 self._modified[record_id] = stamp
                 updated.append(record)
-            return updated
+                diffs.append((old, record))
+            self._notify(diffs)
+            return [self._records.get(str(r["id"]), r) for r in updated]
 
     def delete(self, record_id: str) -> bool:
         """Delete one record; False if there was no such record."""
-        with self._lock:
-            if self._records.pop(record_id, None) is None:
-                return False
-            self._modified.pop(record_id, None)
-            self._created.pop(record_id, None)
-            return True
+        return bool(self.delete_many([record_id]))
+
+    def delete_many(self, record_ids: Iterable[str]) -> list[str]:
+        """Delete records in one transaction; returns the ids that existed."""
+        with self.lock:
+            diffs: list[Diff] = []
+            for record_id in record_ids:
+                old = self._records.pop(record_id, None)
+                if old is not None:
+                    self._modified.pop(record_id, None)
+                    self._created.pop(record_id, None)
+                    diffs.append((old, None))
+            self._notify(diffs)
+            return [old["id"] for old, _ in diffs if old is not None]
+
+    def set_system_values(self, record_id: str, values: Mapping[str, Any]) -> Diff | None:
+        """Store values the sandbox itself derives (lookups, rollups, counts, links to deleted
+        records) without moving the record's modified time, as Airtable does; None if unchanged.
+
+        Returns:
+            The (before, after) pair; the caller reports it (this does not call ``on_write``).
+        """
+        with self.lock:
+            old = self._records.get(record_id)
+            if old is None:
+                return None
+            merged = dict(old["fields"])
+            for name, value in values.items():
+                if is_empty(value):
+                    merged.pop(name, None)
+                else:
+                    merged[name] = value
+            if merged == old["fields"]:
+                return None
+            record = {"id": record_id, "createdTime": old["createdTime"], "fields": merged}
+            self._records[record_id] = record
+            return (old, record)
+
+    # -- schema --------------------------------------------------------------------------------
+
+    def map_records(self, change: Callable[[dict[str, Any]], dict[str, Any]]) -> None:
+        """Replace each record's fields by ``change(fields)`` (a field renamed or deleted);
+        modified times stay, and no write is reported (``sandbox.schema`` reports the change)."""
+        with self.lock:
+            for record_id, record in list(self._records.items()):
+                values = change(record["fields"])
+                if values is not record["fields"]:
+                    self._records[record_id] = {**record, "fields": values}
 
     # -- helpers -------------------------------------------------------------------------------
+
+    def _notify(self, diffs: Sequence[Diff]) -> None:
+        if diffs and self.on_write is not None:
+            self.on_write(self, diffs)
 
     def _stored_modified(self, record: Record) -> int:
         for candidate in self.fields:
@@ -267,22 +293,3 @@ class SandboxTable:
 
     def _field_by_id(self, field_id: Any) -> SandboxField | None:
         return next((f for f in self.fields if f.id == field_id), None)
-
-
-@dataclass
-class SandboxBase:
-    """One base: an id (``app…``), a name and its tables."""
-
-    id: str
-    name: str
-    tables: list[SandboxTable] = field(default_factory=list)
-
-    def table(self, id_or_name: str) -> SandboxTable | None:
-        """The table with this id, else the one with exactly this name, else None."""
-        for candidate in self.tables:
-            if candidate.id == id_or_name:
-                return candidate
-        for candidate in self.tables:
-            if candidate.name == id_or_name:
-                return candidate
-        return None

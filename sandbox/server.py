@@ -11,10 +11,10 @@ from http.server import ThreadingHTTPServer
 from types import TracebackType
 from typing import Any
 
-from sandbox.config import RateLimiter, SandboxConfig, SandboxStats
-from sandbox.handler import SandboxHandler, make_failures
-from sandbox.listing import Iterators
-from sandbox.model import SandboxBase
+from sandbox.base import SandboxBase
+from sandbox.config import SandboxConfig
+from sandbox.handler import SandboxHandler
+from sandbox.state import SandboxState
 
 logger = logging.getLogger(__name__)
 
@@ -26,7 +26,7 @@ class _Server(ThreadingHTTPServer):
     # A burst of parallel clients must queue, not be refused (the default backlog is 5).
     request_queue_size = 128
 
-    def __init__(self, address: tuple[str, int], sandbox: Sandbox) -> None:
+    def __init__(self, address: tuple[str, int], sandbox: SandboxState) -> None:
         self.sandbox = sandbox
         self.connections: set[socket.socket] = set()
         self.connections_lock = threading.Lock()
@@ -55,18 +55,12 @@ class _Server(ThreadingHTTPServer):
                 pass  # already closed by the client
 
 
-class Sandbox:
+class Sandbox(SandboxState):
     """A running (or ready) sandbox: ``url``, ``config``, ``bases`` by id and ``stats``."""
 
     def __init__(self, bases: Iterable[SandboxBase], config: SandboxConfig | None = None,
                  host: str = "127.0.0.1", port: int = 0) -> None:
-        self.config = config or SandboxConfig()
-        self.bases: dict[str, SandboxBase] = {b.id: b for b in bases}
-        self.stats = SandboxStats()
-        # Both read self.config per call, so replacing the whole config object works too.
-        self.limiter = RateLimiter(lambda: self.config)
-        self.iterators = Iterators(lambda: self.config)
-        self.failures = make_failures(self.config.seed)
+        super().__init__(bases, config)
         self._server = _Server((host, port), self)
         self._thread: threading.Thread | None = None
 

@@ -6,14 +6,12 @@ import mimetypes
 import posixpath
 import random
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import urlsplit
 
 from sandbox import errors
 from sandbox.clock import date_from_ms, iso_from_ms, make_id, ms_from_iso
-
-if TYPE_CHECKING:
-    from sandbox.model import SandboxField
+from sandbox.fields import SandboxField
 
 TEXT_TYPES = frozenset({"singleLineText", "multilineText", "richText", "email", "url",
                         "phoneNumber"})

@@ -129,4 +129,5 @@ def delete_many(table: SandboxTable, params: Mapping[str, list[str]]) -> dict[st
                            f"request but you have provided {len(ids)}.")
     if any(table.get(record_id) is None for record_id in ids):
         raise errors.record_not_found()
-    return {"records": [{"id": record_id, "deleted": table.delete(record_id)} for record_id in ids]}
+    deleted = set(table.delete_many(ids))
+    return {"records": [{"id": record_id, "deleted": record_id in deleted} for record_id in ids]}

@@ -1,19 +1,20 @@
-"""What a task needs from its process: extractors, warehouses and the status store.
-
-Everything secret (tokens, passwords, URLs) comes from this worker's environment; a message
-only names registered classes.
-"""
+"""What a task needs from its process: extractors and warehouses built from a run's
+configuration (secrets from this worker's environment), the status store, the barrier and the
+overlap guards — one of each per process."""
 
 from __future__ import annotations
 
-import inspect
+import json
 from functools import lru_cache
-from typing import Any
 
+from app.errors import TerminalError
 from app.extractors.base import TabularExtractor
-from app.registry import extractor_class, warehouse_class
 from app.settings import get_settings
-from app.warehouses import Warehouse, warehouse_for_url
+from app.sync.components import build_extractor as build_configured_extractor
+from app.sync.components import build_warehouse as build_configured_warehouse
+from app.sync.plan import ComponentConfig
+from app.warehouses import Warehouse
+from broker.barrier import Barrier
 from broker.guard import OverlapGuard
 from broker.ratelimit import RedisRateLimiter
 from broker.status import RunStatus, redis_client
@@ -26,29 +27,15 @@ def status_store() -> RunStatus:
 
 
 @lru_cache(maxsize=1)
+def barrier() -> Barrier:
+    """This process's handle on the fan-in counters."""
+    return Barrier(redis_client())
+
+
+@lru_cache(maxsize=1)
 def shared_rate_limiter() -> RedisRateLimiter:
-    """The rate limiter every extract worker shares through Redis."""
+    """The rate limiter every extract worker (and in-process run) shares through Redis."""
     return RedisRateLimiter(redis_client(), get_settings().airtable_requests_per_second)
-
-
-def build_extractor(name: str, options: dict[str, Any]) -> TabularExtractor:
-    """A fresh extractor (metadata is per run), sharing the cross-worker rate limit."""
-    cls = extractor_class(name)
-    params = inspect.signature(cls).parameters
-    kwargs: dict[str, Any] = {}
-    if options.get("tables") and "tables" in params:
-        kwargs["tables"] = list(options["tables"])
-    if "rate_limiter" in params:
-        kwargs["rate_limiter"] = shared_rate_limiter()
-    return cls(**kwargs)
-
-
-@lru_cache(maxsize=8)
-def build_warehouse(name: str | None) -> Warehouse:
-    """This process's warehouse (one engine and pool per process, reused by every task)."""
-    if name is None:
-        return warehouse_for_url()
-    return warehouse_class(name)()
 
 
 @lru_cache(maxsize=1)
@@ -57,7 +44,32 @@ def overlap_guard() -> OverlapGuard:
     return OverlapGuard(redis_client(), get_settings().conveyor_guard_ttl_seconds)
 
 
-def keep_alive(ctx: dict[str, Any]) -> None:
-    """Renew the run's overlap guard: the run is still making progress."""
-    if ctx.get("guard"):
-        overlap_guard().renew(ctx["guard"], ctx["run_id"])
+def build_extractor(config: ComponentConfig) -> TabularExtractor:
+    """A fresh extractor (its metadata is per run), sharing the cross-worker rate limit."""
+    return build_configured_extractor(config, shared_rate_limiter())
+
+
+def build_warehouse(config: ComponentConfig) -> Warehouse:
+    """This process's warehouse for ``config`` (one engine and pool per process and warehouse,
+    reused by every task)."""
+    return _cached_warehouse(json.dumps(config.to_json(), sort_keys=True))
+
+
+@lru_cache(maxsize=8)
+def _cached_warehouse(config_json: str) -> Warehouse:
+    return build_configured_warehouse(ComponentConfig.from_json(json.loads(config_json)))
+
+
+def keep_alive(run_id: str) -> None:
+    """Renew the run's overlap guards: the run is still making progress.
+
+    Raises:
+        TerminalError: the guards expired (the run was quiet too long) and another run took
+            one of them: this run must not write those tables any more.
+    """
+    guards = status_store().guards(run_id)
+    if not guards or overlap_guard().renew(guards, run_id) == len(guards):
+        return
+    holder = overlap_guard().acquire(guards, run_id)
+    if holder is not None:
+        raise TerminalError(f"run {holder} took over these tables while this run was stalled")

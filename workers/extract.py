@@ -1,175 +1,188 @@
-"""Extract-queue tasks: plan a run, fetch a table's schema, page a table into load batches."""
+"""Extract-queue tasks (they need the source's secrets): plan a run, read a table's first page,
+page the rest of a table into load batches."""
 
 from __future__ import annotations
 
-import json
+import logging
 import time
 from typing import Any
 
-from celery import Task
 from celery.exceptions import SoftTimeLimitExceeded
 
-from app.contracts import TableRef
-from app.errors import ConfigurationError, ConveyorError, CursorExpiredError, SourceUnavailableError
-from app.settings import get_settings
-from app.workflows import etl_steps
+from app.errors import ConfigurationError, ConveyorError, CursorExpiredError, SourceError
+from app.registry import workflow_class
+from app.sync import rules, steps
+from app.sync.plan import Listing, RunPlan, TableSync
+from app.sync.states import RunState, TableState
 from broker import policies
-from broker.canvases import etl_run_canvas
 from broker.celery_app import celery_app
+from broker.guard import table_guards
 from broker.status import TERMINAL
-from workers.context import build_extractor, keep_alive, overlap_guard, status_store
-from workers.payload import EPOCH_SIZE, ended, run_id_of, table_of
-from workers.steps import table_step, where
+from workers.context import (
+    barrier,
+    build_extractor,
+    build_warehouse,
+    keep_alive,
+    overlap_guard,
+    status_store,
+)
+from workers.handoff import SyncTask, cancelled, end_table, hand_on, send
+
+log = logging.getLogger(__name__)
 
 
-@celery_app.task(name="conveyor.plan_run", bind=True, max_retries=5)
-def plan_run(self: Task, spec: dict[str, Any]) -> dict[str, Any]:
-    """List the run's tables (this needs the source's secrets) and launch one chain per table."""
-    run_id = spec["run_id"]
-    status = status_store()
-    host, queue = where(self)
+@celery_app.task(name="conveyor.plan_run", base=SyncTask, bind=True)
+def plan_run(self: SyncTask, plan_json: dict[str, Any]) -> dict[str, Any]:
+    """List the run's tables and their fields (one metadata read), take the overlap guards of
+    the tables it writes, and start every table."""
+    plan = RunPlan.from_json(plan_json)
+    run_id, status = plan.run_id, status_store()
     if status.is_cancelled(run_id) or status.run_state(run_id) in TERMINAL:
         return {"run_id": run_id, "state": "already finished"}
-    guard_key = spec.get("guard")
-    if guard_key and spec.get("overlap") in ("skip", "queue"):
-        holder = overlap_guard().acquire(guard_key, run_id)
-        if holder is not None and spec["overlap"] == "queue":
-            status.update_run(run_id, reason=f"waiting for run {holder} of the same workflow")
-            raise self.retry(countdown=policies.QUEUED_RUN_POLL_SECONDS,
-                             max_retries=policies.UNBOUNDED)
-        if holder is not None:
-            status.set_state(run_id, "skipped", reason=f"run {holder} of the same workflow is still going")
-            return {"run_id": run_id, "state": "skipped"}
-    status.set_state(run_id, "running")
-    try:
-        tables = resolve_tables(spec)
-    except ConveyorError as exc:
-        status.record_step(run_id, "plan_run", table_id=None, batch_no=None, hostname=host,
-                           queue=queue, state="failed", error=str(exc))
-        status.set_state(run_id, "failed", error=str(exc))
-        if guard_key:
-            overlap_guard().release(guard_key, run_id)
-        return {"run_id": run_id, "state": "failed", "error": str(exc)}
-    if not status.claim_plan(run_id):  # a redelivered plan_run must not launch a second canvas
+    if status.run_field(run_id, "planned_at"):
         return {"run_id": run_id, "state": "already planned"}
+    try:
+        extractor = build_extractor(plan.extractor)
+        warehouse = build_warehouse(plan.warehouse)
+        tables = steps.resolve_tables(extractor, plan.options.tables)
+        guards = table_guards(warehouse.identity(), extractor.identity(), [t.table_id for t in tables])
+    except ConveyorError as exc:
+        return _plan_failed(self, run_id, str(exc))
+    if plan.overlap != "allow":
+        holder = overlap_guard().acquire(guards, run_id)
+        if holder is not None:
+            return _overlapping(run_id, holder, plan.overlap)
+        status.set_guards(run_id, guards)
+    try:
+        workflow_class(plan.workflow)(extractor, warehouse).call_hook("before_run")  # type: ignore[call-arg]
+    except Exception as exc:  # a user's hook: its failure fails the run, whatever it raised
+        overlap_guard().release(guards, run_id)
+        return _plan_failed(self, run_id, f"before_run: {type(exc).__name__}: {exc}")
+    status.set_state(run_id, RunState.RUNNING)
     status.set_tables(run_id, tables)
-    status.record_step(run_id, "plan_run", table_id=None, batch_no=None, hostname=host,
-                       queue=queue, state="succeeded")
-    etl_run_canvas(spec, tables).apply_async()
+    if not status.claim_plan(run_id):  # a redelivered plan_run must not start the tables twice
+        return {"run_id": run_id, "state": "already planned"}
+    self.record(run_id, None, "succeeded")
+    if not tables:
+        send("conveyor.finish_run", run_id)
+    for table in tables:
+        sync = TableSync(plan, table)
+        try:
+            sync = sync.with_(schema=steps.schema_of(extractor, table))
+        except ConfigurationError as exc:
+            end_table(sync, TableState.FAILED, str(exc))
+            continue
+        hand_on(sync, "conveyor.start_table")
     return {"run_id": run_id, "tables": len(tables)}
 
 
-def resolve_tables(spec: dict[str, Any]) -> list[TableRef]:
-    """The run's tables. A named table the source lacks stays in the list, so its own chain
-    fails with a clear error while the other tables still land."""
-    options = spec.get("options", {})
-    extractor = build_extractor(spec["extractor"], {})
-    every = extractor.list_tables()
-    wanted = options.get("tables") or []
-    if not wanted:
-        return every
-    chosen = []
-    for name in wanted:
-        match = next((t for t in every if name in (t.table_id, t.name)), None)
-        chosen.append(match or TableRef(source=extractor.source_name, table_id=name, name=name))
-    return chosen
+def _plan_failed(task: SyncTask, run_id: str, error: str) -> dict[str, Any]:
+    log.error("run %s failed: %s", run_id, error)
+    task.record(run_id, None, "failed", error=error)
+    status_store().set_state(run_id, RunState.FAILED, error=error)
+    return {"run_id": run_id, "state": "failed", "error": error}
 
 
-def _extractor_for(payload: dict[str, Any]) -> Any:
-    return build_extractor(payload["ctx"]["extractor"], {})
-
-
-@table_step("fetch_schema")
-def fetch_schema(task: Task, payload: dict[str, Any]) -> dict[str, Any]:
-    """The table's fields from the source, plus a first page of records as a typing sample."""
-    table = table_of(payload)
-    extractor = _extractor_for(payload)
-    known = {t.table_id for t in extractor.list_tables()}
-    if table.table_id not in known:
-        raise ConfigurationError(f"unknown table {table.name!r}: the source has no such table")
-    schema = etl_steps.fetch_schema(extractor, table)
-    first_page = next(extractor.iter_pages(table, None))
-    return {**payload, "schema": schema.to_json(), "sample": _bounded(first_page.records)}
-
-
-def _bounded(records: list[Any]) -> list[Any]:
-    """At most one batch's worth of bytes: a sample never makes a message big."""
-    budget = get_settings().batch_max_bytes
-    kept = []
-    for record in records:
-        budget -= len(json.dumps(record, default=str))
-        if budget < 0:
-            break
-        kept.append(record)
-    return kept
-
-
-@table_step("extract_table")
-def extract_table(task: Task, payload: dict[str, Any]) -> dict[str, Any]:
-    """Page the table and send each bounded batch to the load queue as soon as it is fetched.
-
-    After EXTRACT_SLICE_SECONDS the task hands over to a follow-up task (the same task re-sent
-    with the listing's cursor), so no task runs long and a killed worker loses little.
-    """
-    return _extract(task, payload)
-
-
-@table_step("reextract_table")
-def reextract_table(task: Task, payload: dict[str, Any]) -> dict[str, Any]:
-    """Extract the table again in a new batch epoch, for a finish_table that lost batches."""
-    return _extract(task, payload)
-
-
-def _extract(task: Task, payload: dict[str, Any]) -> dict[str, Any]:
-    from workers.load import load_batch
-
-    settings = get_settings()
+def _overlapping(run_id: str, holder: str, overlap: str) -> dict[str, Any]:
     status = status_store()
-    run_id, table = run_id_of(payload), table_of(payload)
-    extractor = _extractor_for(payload)
-    progress = dict(payload.get("progress") or {"cursor": None, "next_batch": 0, "epoch": 0,
-                                                "fetched": 0, "stalls": 0})
-    resume = dict(progress)  # the last point the listing can restart from
-    started = time.monotonic()
+    if overlap == "queue":
+        overlap_guard().wait_behind(holder, run_id)
+        status.update_run(run_id, reason=f"waiting for run {holder}, which writes the same tables")
+        return {"run_id": run_id, "state": "waiting", "behind": holder}
+    status.set_state(run_id, RunState.SKIPPED,
+                     reason=f"run {holder} is still going: it writes the same tables")
+    return {"run_id": run_id, "state": "skipped"}
+
+
+@celery_app.task(name="conveyor.start_table", base=SyncTask, bind=True)
+def start_table(self: SyncTask, sync_json: dict[str, Any]) -> dict[str, Any]:
+    """Read the table's first page: the typing sample and, when it fits one batch, the
+    table's first batch (so it is never fetched twice)."""
+    sync = TableSync.from_json(sync_json)
+    if cancelled(sync):
+        return {"state": "cancelled"}
+    status_store().update_table(sync.run_id, sync.table.table_id, state=TableState.RUNNING.value)
+    extractor = build_extractor(sync.plan.extractor)
+    page = steps.first_page(extractor, sync)
+    status_store().count_requests(sync.run_id, sync.table.table_id, 1)
+    sample = steps.sample_of(page.records, sync.plan.batch_max_bytes)
+    first = list(steps.iter_batches([page], sync, 0))
+    self.record(sync.run_id, sync.table.table_id, "succeeded")
+    if len(first) == 1 and len(sample) == len(page.records):
+        batch = first[0]
+        status_store().record_fetched(sync.run_id, sync.table.table_id, 0, len(batch.batch.records))
+        carried = {"batch": batch.batch.to_json(), "cursor": batch.cursor, "last": batch.last}
+        hand_on(sync, "conveyor.create_table", None, carried)
+    else:  # records too big for one message: the listing starts over (one request more)
+        hand_on(sync, "conveyor.create_table", sample, None)
+    return {"state": "ok"}
+
+
+@celery_app.task(name="conveyor.extract_table", base=SyncTask, bind=True)
+def extract_table(self: SyncTask, sync_json: dict[str, Any]) -> dict[str, Any]:
+    """Page the table from its listing's resume point and send each bounded batch to the load
+    queue as soon as it is fetched, keeping a copy until it is loaded.
+
+    After EXTRACT_SLICE_SECONDS the task hands over to a new one resuming from the listing's
+    cursor, so no task runs long and a killed worker loses little.
+    """
+    sync = TableSync.from_json(sync_json)
+    run_id, table_id = sync.run_id, sync.table.table_id
+    status, started = status_store(), time.monotonic()
+    extractor = build_extractor(sync.plan.extractor)
+    resume = sync.listing
+    requests = 0
+
+    def on_page() -> None:
+        nonlocal requests
+        requests += 1
+
     try:
-        for item in etl_steps.iter_batches(
-            extractor, table, run_id, cursor=progress["cursor"],
-            first_batch_no=progress["next_batch"],
-            max_records=settings.batch_max_records, max_bytes=settings.batch_max_bytes,
-        ):
-            if status.is_cancelled(run_id):
-                return ended(payload, "cancelled")
-            keep_alive(payload["ctx"])
-            load_batch.apply_async(
-                (item.batch.to_json(), payload["target"], payload["ctx"].get("warehouse")))
-            status.record_fetched(run_id, table.table_id, item.batch.batch_no, len(item.batch.records))
-            progress["next_batch"] = item.batch.batch_no + 1
-            progress["fetched"] += len(item.batch.records)
+        for item in steps.listing_batches(extractor, sync, on_page):
+            if cancelled(sync):
+                return {"state": "cancelled"}
+            keep_alive(run_id)
+            batch = item.batch
+            message = [sync.to_json(), batch.to_json()]
+            barrier().keep_copy(run_id, table_id, batch.batch_no, message)
+            send("conveyor.load_batch", *message)
+            status.record_fetched(run_id, table_id, batch.batch_no, len(batch.records))
             if item.last:
-                break
-            if item.cursor:
-                resume = {**progress, "cursor": item.cursor, "stalls": 0}
+                status.count_requests(run_id, table_id, requests, recovery=sync.listing.resumed)
+                self.record(run_id, table_id, "succeeded")
+                return _extracted(sync, batch.batch_no)
+            resume = rules.advanced(resume, batch.batch_no, item.cursor)
+            if item.cursor is not None:
+                following = sync.with_(listing=resume)
                 if time.monotonic() - started > policies.EXTRACT_SLICE_SECONDS:
-                    raise task.retry(args=({**payload, "progress": resume},), countdown=0,
-                                     max_retries=policies.UNBOUNDED)
+                    status.count_requests(run_id, table_id, requests, recovery=sync.listing.resumed)
+                    self.record(run_id, table_id, "continued")
+                    hand_on(following, "conveyor.extract_table")
+                    return {"state": "continued", "next_batch": resume.next_batch}
+                barrier().set_resume(run_id, table_id, "conveyor.extract_table", [following.to_json()])
     except SoftTimeLimitExceeded:
         # A slow source (429 penalties, retried 5xx) ate the slice: carry on from the last
         # resumable point; batches sent since then are sent again and load as no-ops.
-        stalls = resume.get("stalls", 0) + 1
-        if stalls > policies.MAX_RETRIES:
-            raise SourceUnavailableError(f"extraction made no progress in {stalls} slices") from None
-        raise task.retry(args=({**payload, "progress": {**resume, "stalls": stalls}},),
-                         countdown=1, max_retries=policies.UNBOUNDED) from None
+        status.count_requests(run_id, table_id, requests, recovery=sync.listing.resumed)
+        stalled = rules.stalled(resume)
+        if rules.gives_up(stalled):
+            raise SourceError(f"extraction made no progress in {stalled.stalls} slices") from None
+        hand_on(sync.with_(listing=stalled), "conveyor.extract_table")
+        return {"state": "continued", "stalls": stalled.stalls}
     except CursorExpiredError:
-        epoch = progress["epoch"] + 1
-        status.reset_table_counts(run_id, table.table_id)
-        restart = {"cursor": None, "next_batch": epoch * EPOCH_SIZE, "epoch": epoch, "fetched": 0,
-                   "stalls": 0}
-        raise task.retry(args=({**payload, "progress": restart},), countdown=0,
-                         max_retries=policies.UNBOUNDED) from None
-    first_batch = progress["epoch"] * EPOCH_SIZE
-    extraction = {"epoch": progress["epoch"], "first_batch": first_batch,
-                  "batches": progress["next_batch"] - first_batch}
-    status.update_table(run_id, table.table_id, extraction=json.dumps(extraction))
-    return {"ctx": payload["ctx"], "target": payload["target"], "state": "ok", **extraction,
-            "fetched": progress["fetched"], "extracted_at": time.time()}
+        status.count_requests(run_id, table_id, requests, recovery=sync.listing.resumed)
+        status.reset_table_counts(run_id, table_id)
+        hand_on(sync.with_(listing=rules.restart(sync.listing)), "conveyor.extract_table")
+        return {"state": "restarted"}
+    raise SourceError(f"the listing of {sync.table.name!r} ended without a last batch")
+
+
+def _extracted(sync: TableSync, last_batch_no: int) -> dict[str, Any]:
+    """The listing ended: the table finishes when its last batch is loaded (perhaps now)."""
+    epoch = rules.epoch_of(last_batch_no)
+    batches = last_batch_no - epoch * rules.EPOCH_SIZE + 1
+    run_id, table_id = sync.run_id, sync.table.table_id
+    barrier().set_resume(run_id, table_id, None, [])
+    if barrier().mark_extracted(run_id, table_id, epoch, batches):
+        hand_on(sync.with_(listing=Listing()), "conveyor.finish_table")
+    return {"state": "extracted", "batches": batches}

@@ -19,7 +19,7 @@ from app.errors import (
 from app.extractors.airtable_session import RateLimitedSession
 from app.extractors.base import Page, TabularExtractor
 from app.extractors.ratelimit import RateLimiter, shared_local_limiter, token_fingerprint
-from app.settings import get_settings
+from app.settings import connection_variable, get_settings
 
 log = logging.getLogger(__name__)
 
@@ -46,13 +46,23 @@ class AirtableExtractor(TabularExtractor):
         penalty_seconds: float | None = None,
         rate_limiter: RateLimiter | None = None,
         on_wait: Callable[[str, float], None] | None = None,
+        connection: str = "default",
     ) -> None:
         settings = get_settings()
-        secret = settings.airtable_api_key.get_secret_value() if settings.airtable_api_key else None
-        api_key = api_key or secret
+        self._params = {k: v for k, v in {
+            "base_id": base_id, "api_url": api_url, "tables": tables,
+            "requests_per_second": requests_per_second, "penalty_seconds": penalty_seconds,
+        }.items() if v is not None}
+        self._api_key_given = api_key is not None
+        # An explicit pace wins over the shared limiter an in-process run is offered.
+        self._pace_given = requests_per_second is not None or rate_limiter is not None
+        self.connection = connection
+        api_key = api_key or settings.connection_secret(connection, "AIRTABLE_API_KEY")
         base_id = base_id or settings.airtable_base_id
         if not api_key:
-            raise ConfigurationError("AIRTABLE_API_KEY is not set: give the Airtable token")
+            variable = ("AIRTABLE_API_KEY" if connection == "default"
+                        else connection_variable(connection, "AIRTABLE_API_KEY"))
+            raise ConfigurationError(f"{variable} is not set: give the Airtable token")
         if not base_id:
             raise ConfigurationError("AIRTABLE_BASE_ID is not set: give the base id (app…)")
         self.base_id = base_id
@@ -79,6 +89,27 @@ class AirtableExtractor(TabularExtractor):
 
     def describe(self) -> str:
         return f"Airtable base {self.base_id} at {self.api_url}"
+
+    def use_rate_limiter(self, limiter: RateLimiter) -> None:
+        if not self._pace_given:
+            self.session.limiter = limiter
+
+    def identity(self) -> str:
+        return f"airtable:{self.base_id}"
+
+    def to_params(self) -> dict[str, Any]:
+        """The arguments this extractor was built with, for a worker to build it again; the
+        token stays behind (workers take it from the run's connection).
+
+        Raises:
+            ConfigurationError: the token was passed in, which no message may carry.
+        """
+        if self._api_key_given:
+            raise ConfigurationError(
+                "an api_key given to AirtableExtractor cannot be sent to workers: set "
+                f"{connection_variable(self.connection, 'AIRTABLE_API_KEY')} in the workers' "
+                "environment and pass connection=… instead")
+        return dict(self._params)
 
     def list_tables(self) -> list[TableRef]:
         """The tables of ``AIRTABLE_TABLES`` (names or ids), or every table of the base."""

@@ -5,10 +5,11 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from app.contracts import FieldSpec, Record, TableRef, TableSchema
 from app.errors import ConfigurationError
+from app.extractors.ratelimit import RateLimiter
 
 
 @dataclass(frozen=True)
@@ -86,6 +87,28 @@ class TabularExtractor(ABC):
     def describe(self) -> str:
         """A one-line description for logs; never includes a secret."""
         return type(self).__name__
+
+    def use_rate_limiter(self, limiter: RateLimiter) -> None:  # noqa: B027 (optional hook)
+        """Pace this extractor's requests with ``limiter`` (shared across processes); a
+        source without a rate limit ignores it."""
+
+    def identity(self) -> str:
+        """What this extractor reads, for the overlap guard (e.g. ``airtable:app…``)."""
+        return self.source_name
+
+    def to_params(self) -> dict[str, Any]:
+        """The constructor arguments a worker needs to build this extractor again.
+
+        The default knows none, so an instance cannot be sent to workers (a class can:
+        workers build it bare). Override it, and accept the same keyword arguments (plus
+        ``connection``) in ``__init__``, to make instances travel.
+
+        Raises:
+            ConfigurationError: this instance cannot be rebuilt on a worker.
+        """
+        raise ConfigurationError(
+            f"a {type(self).__name__} instance cannot be sent to workers: pass the class, "
+            "or give it to_params()")
 
 
 def fields_from_names(names: list[str]) -> tuple[FieldSpec, ...]:

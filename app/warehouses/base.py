@@ -114,6 +114,23 @@ class Warehouse(ABC):
 
     # -- connection ------------------------------------------------------------------------
 
+    def identity(self) -> str:
+        """What this warehouse writes to (database and schema, no password), for the overlap
+        guard: two spellings of one warehouse have one identity."""
+        url = self.url.set(password=None, query={})
+        if url.get_backend_name() == "sqlite" and url.database:
+            url = url.set(drivername="sqlite", database=os.path.abspath(url.database))
+        return f"{url.render_as_string(hide_password=False)}#{self.schema or ''}"
+
+    def to_params(self) -> dict[str, Any]:
+        """The constructor arguments a worker needs to build this warehouse again, without the
+        password (``password`` says whether the worker must supply one from the connection)."""
+        return {
+            "url": self.url.set(password=None).render_as_string(hide_password=False),
+            "schema": self.schema,
+            "password": self._password is not None,
+        }
+
     @property
     def display_url(self) -> str:
         """The URL with any password masked: safe for logs and messages."""

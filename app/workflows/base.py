@@ -98,18 +98,23 @@ class Workflow:
         started = time.monotonic()
         log.info("workflow %s started", name)
         try:
-            self._hook("before_run", "onBeforeRun")
+            self.call_hook("before_run")
             result = self.run(**options)
-            self._hook("after_run", "onAfterRun")
+            self.call_hook("after_run")
         except Exception:
             log.exception("workflow %s failed after %.1f s", name, time.monotonic() - started)
             raise
         log.info("workflow %s finished in %.1f s", name, time.monotonic() - started)
         return result
 
-    def _hook(self, snake: str, camel: str) -> None:
-        # A subclass may override either spelling; call the camelCase one only if it was.
+    def call_hook(self, hook: str) -> None:
+        """Fire ``before_run`` or ``after_run`` — the camelCase spelling if a subclass
+        overrode that one (Arkalos' ``onBeforeRun``/``onAfterRun``)."""
+        camel = _CAMEL_HOOKS[hook]
         if getattr(type(self), camel) is not getattr(Workflow, camel):
             getattr(self, camel)()
         else:
-            getattr(self, snake)()
+            getattr(self, hook)()
+
+
+_CAMEL_HOOKS = {"before_run": "onBeforeRun", "after_run": "onAfterRun"}

@@ -1,25 +1,31 @@
-"""ETLWorkflow: every table of an extractor into a warehouse, in four steps per table."""
+"""ETLWorkflow: every table of an extractor into a warehouse — the in-process driver of the
+sync model (``app.sync``); the Celery tasks in ``workers/`` are the other driver."""
 
 from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
-from app.contracts import TableRef
-from app.errors import ConveyorError, TerminalError
+from app.errors import ConfigurationError, ConveyorError, CursorExpiredError, TerminalError
 from app.extractors.base import TabularExtractor
+from app.registry import register_workflow
 from app.settings import get_settings
+from app.sync import rules, steps
+from app.sync.components import ExtractorArg, WarehouseArg, extractor_config, warehouse_config
+from app.sync.plan import ComponentConfig, Listing, RunOptions, RunPlan, TableSync
+from app.sync.services import RunServices, default_services
+from app.sync.states import RunState, TableState
 from app.warehouses import Warehouse, warehouse_for_url
-from app.workflows import etl_steps
 from app.workflows.base import Workflow
 from app.workflows.report import ProgressListener, RunReport, SilentProgress, TableReport
 
 log = logging.getLogger(__name__)
 
-ExtractorArg = type[TabularExtractor] | TabularExtractor
-WarehouseArg = type[Warehouse] | Warehouse | None
+#: Times an in-process listing starts again after Airtable forgot its cursor.
+MAX_LISTING_RESTARTS = 3
 
 
 class RunFailedError(TerminalError):
@@ -73,17 +79,28 @@ class ETLWorkflow(Workflow):
                 self._warehouse = arg() if isinstance(arg, type) else arg
         return self._warehouse
 
-    @property
-    def extractor_class(self) -> type[TabularExtractor]:
-        arg = self._extractor_arg
-        return arg if isinstance(arg, type) else type(arg)
+    def plan(self, *, run_id: str | None = None, trigger: str = "manual", overlap: str = "skip",
+             carried: bool = True, **options: Any) -> RunPlan:
+        """This workflow as a run plan: validated options and the extractor's and warehouse's
+        configuration (never their secrets).
 
-    @property
-    def warehouse_class(self) -> type[Warehouse] | None:
-        arg = self._warehouse_arg
-        if arg is None:
-            return None
-        return arg if isinstance(arg, type) else type(arg)
+        Args:
+            carried: the plan goes to workers, so every argument must be describable;
+                in-process (False) an instance that cannot travel is fine.
+
+        Raises:
+            ConfigurationError: an unknown option, or (``carried``) an argument no worker
+                could rebuild (an explicit token, an unregistered class).
+        """
+        run_options = RunOptions.parse(**options)
+        settings = get_settings()
+        return RunPlan(
+            run_id=run_id or uuid.uuid4().hex, workflow=self.name(),
+            extractor=_config(extractor_config, self._extractor_arg, carried),
+            warehouse=_config(warehouse_config, self._warehouse_arg, carried),
+            options=run_options, batch_max_records=settings.batch_max_records,
+            batch_max_bytes=settings.batch_max_bytes, trigger=trigger, overlap=overlap,
+        )
 
     def run(
         self,
@@ -91,6 +108,8 @@ class ETLWorkflow(Workflow):
         *,
         progress: ProgressListener | None = None,
         run_id: str | None = None,
+        services: RunServices | None = None,
+        trigger: str = "manual",
         **options: Any,
     ) -> RunReport:
         """Sync every table; raise RunFailedError if any table failed (the others still land).
@@ -99,73 +118,127 @@ class ETLWorkflow(Workflow):
             drop_tables: replace each table atomically instead of upserting into it.
             progress: told about each table's progress (the CLI draws it).
             run_id: the run's id; a new one by default.
+            services: where the run is recorded and how requests are paced (by default the
+                shared run store and rate limiter when one is configured).
+            **options: ``tables`` (names or ids); anything else is an error.
 
         Returns:
             The run's report: per table the records fetched and loaded, rejects and errors.
         """
-        listener = progress or SilentProgress()
-        warehouse = self.warehouse
-        warehouse.check()
-        report = RunReport(
-            run_id=run_id or uuid.uuid4().hex,
-            workflow=self.name(),
-            options={"drop_tables": drop_tables},
-            started_at=now_iso(),
-        )
-        report.tables = [TableReport(table=t) for t in self.extractor.list_tables()]
+        plan = self.plan(run_id=run_id, trigger=trigger, carried=False,
+                         drop_tables=drop_tables, **options)
+        services = services or default_services()
+        if services.rate_limiter is not None:
+            self.extractor.use_rate_limiter(services.rate_limiter)
+        return InProcessRun(plan, self.extractor, self.warehouse, services,
+                            progress or SilentProgress()).run()
+
+
+register_workflow(ETLWorkflow)
+
+
+class InProcessRun:
+    """One run of the sync model in this process, table after table."""
+
+    def __init__(self, plan: RunPlan, extractor: TabularExtractor, warehouse: Warehouse,
+                 services: RunServices, listener: ProgressListener) -> None:
+        self.plan, self.extractor, self.warehouse = plan, extractor, warehouse
+        self.recorder, self.listener = services.recorder, listener
+
+    def run(self) -> RunReport:
+        plan = self.plan
+        self.recorder.run_started(plan, plan.workflow)
+        report = RunReport(run_id=plan.run_id, workflow=plan.workflow,
+                           options=plan.options.to_user(), started_at=now_iso())
+        try:
+            self.warehouse.check()
+            tables = steps.resolve_tables(self.extractor, plan.options.tables)
+        except ConveyorError as exc:
+            self.recorder.run_finished(plan.run_id, RunState.FAILED, str(exc))
+            raise
+        self.recorder.tables_planned(plan.run_id, tables)
+        report.tables = [TableReport(table=t) for t in tables]
         for table_report in report.tables:
-            self._sync_table(table_report, report.run_id, drop_tables, listener)
+            self._sync_table(table_report)
         report.finished_at = now_iso()
-        report.state = "failed" if report.failed_tables else "succeeded"
+        report.state = rules.outcome((t.state for t in report.tables), report.rejected_count,
+                                     cancelled=False)
         if report.failed_tables:
             report.error = str(RunFailedError(report))
-        warehouse.record_run(report.to_json())
+        self.recorder.run_finished(plan.run_id, RunState(report.state), report.error)
+        self.warehouse.record_run(report.to_json())
         if report.failed_tables:
             raise RunFailedError(report)
         return report
 
-    def _sync_table(
-        self, report: TableReport, run_id: str, replace: bool, listener: ProgressListener
-    ) -> None:
-        report.state = "running"
-        listener.table_started(report)
+    def _sync_table(self, report: TableReport) -> None:
+        run_id, table_id = self.plan.run_id, report.table.table_id
+        report.state = TableState.RUNNING
+        self.recorder.table_state(run_id, table_id, TableState.RUNNING)
+        self.listener.table_started(report)
+        sync = TableSync(self.plan, report.table)
         try:
-            self._load_table(report, run_id, replace, listener)
+            sync = self._load_table(sync, report)
         except ConveyorError as exc:
-            report.state, report.error = "failed", str(exc)
+            steps.abort(self.warehouse, sync)
+            report.state, report.error = TableState.FAILED, str(exc)
             log.error("table %s failed: %s", report.table.name, exc)
-        else:
-            report.state = "succeeded"
-        listener.table_finished(report)
-
-    def _load_table(
-        self, report: TableReport, run_id: str, replace: bool, listener: ProgressListener
-    ) -> None:
-        settings = get_settings()
-        table: TableRef = report.table
-        schema = etl_steps.fetch_schema(self.extractor, table)
-        batches = etl_steps.iter_batches(
-            self.extractor, table, run_id,
-            max_records=settings.batch_max_records, max_bytes=settings.batch_max_bytes,
-        )
-        first = next(batches)
-        schema = etl_steps.detect_schema(schema, first.batch.records)
-        target = etl_steps.create_table(self.warehouse, schema, run_id, replace=replace)
-        report.sql_table = target.name
-        try:
-            fetched = first
-            while True:
-                report.fetched += len(fetched.batch.records)
-                result = etl_steps.load_batch(self.warehouse, target, fetched.batch)
-                report.batches += 1
-                report.loaded += result.loaded
-                report.rejected.extend(result.rejected)
-                listener.table_progress(report)
-                if fetched.last:
-                    break
-                fetched = next(batches)
-            etl_steps.finish_table(self.warehouse, target)
         except BaseException:
-            if replace:
-                self.warehouse.abort_table(target)
+            steps.abort(self.warehouse, sync)
             raise
+        else:
+            report.state = TableState.SUCCEEDED
+        self.recorder.table_state(run_id, table_id, TableState(report.state), error=report.error,
+                                  sql_table=report.sql_table)
+        self.listener.table_finished(report)
+
+    def _load_table(self, sync: TableSync, report: TableReport) -> TableSync:
+        sync = sync.with_(schema=steps.schema_of(self.extractor, sync.table))
+        page = steps.first_page(self.extractor, sync)
+        sync = steps.create_target(self.warehouse, sync, steps.sample_of(page.records,
+                                                                        self.plan.batch_max_bytes))
+        report.sql_table = sync.target.name if sync.target else None
+        self.recorder.table_state(sync.run_id, sync.table.table_id, TableState.RUNNING,
+                                  sql_table=report.sql_table)
+        last = self._load(sync, steps.iter_batches([page], sync, 0), report)
+        if not last.last:
+            sync = sync.with_(listing=Listing(cursor=last.cursor, next_batch=last.batch.batch_no + 1))
+        restarts = 0
+        while not last.last:
+            try:
+                last = self._load(sync, steps.listing_batches(self.extractor, sync), report)
+            except CursorExpiredError:
+                restarts += 1
+                if restarts > MAX_LISTING_RESTARTS:
+                    raise
+                sync = sync.with_(listing=rules.restart(sync.listing))
+                report.reset_counts()
+                self.recorder.counts_reset(sync.run_id, sync.table.table_id)
+        steps.finish(self.warehouse, sync)
+        return sync
+
+    def _load(self, sync: TableSync, batches: Iterable[steps.FetchedBatch],
+              report: TableReport) -> steps.FetchedBatch:
+        fetched: steps.FetchedBatch | None = None
+        for fetched in batches:
+            batch = fetched.batch
+            self.recorder.batch_fetched(sync.run_id, sync.table.table_id, batch.batch_no,
+                                        len(batch.records))
+            report.fetched += len(batch.records)
+            result = steps.load(self.warehouse, sync, batch)
+            self.recorder.batch_loaded(sync.run_id, sync.table.table_id, result)
+            report.add(result)
+            self.listener.table_progress(report)
+        if fetched is None:
+            raise ConveyorError(f"the listing of {sync.table.name!r} gave no batch")
+        return fetched
+
+
+def _config(describe: Any, arg: Any, carried: bool) -> ComponentConfig:
+    try:
+        return describe(arg)  # type: ignore[no-any-return]
+    except ConfigurationError:
+        if carried:
+            raise
+        return ComponentConfig(kind=None, params={"in_process": type(arg).__name__})
+

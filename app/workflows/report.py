@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
 
-from app.contracts import RejectedRecord, TableRef
+from app.contracts import BatchResult, RejectedRecord, TableRef
+from app.sync.states import TableState
 
 
 @dataclass
@@ -14,16 +15,28 @@ class TableReport:
 
     table: TableRef
     sql_table: str | None = None
-    state: str = "pending"  # pending, running, succeeded, failed, cancelled
+    state: str = TableState.PENDING
     fetched: int = 0
     loaded: int = 0
     batches: int = 0
     rejected: list[RejectedRecord] = field(default_factory=list)
     error: str | None = None
 
+    def add(self, result: BatchResult) -> None:
+        """Count one loaded batch."""
+        self.batches += 1
+        self.loaded += result.loaded
+        self.rejected.extend(result.rejected)
+
+    def reset_counts(self) -> None:
+        """Forget the counts: the listing starts again from the beginning."""
+        self.fetched = self.loaded = self.batches = 0
+        self.rejected = []
+
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
         data["table"] = self.table.to_json()
+        data["state"] = str(self.state)
         return data
 
 
@@ -42,14 +55,18 @@ class RunReport:
 
     @property
     def failed_tables(self) -> list[TableReport]:
-        return [t for t in self.tables if t.state == "failed"]
+        return [t for t in self.tables if t.state == TableState.FAILED]
+
+    @property
+    def rejected_count(self) -> int:
+        return sum(len(t.rejected) for t in self.tables)
 
     def to_json(self) -> dict[str, Any]:
         return {
             "run_id": self.run_id,
             "workflow": self.workflow,
             "options": self.options,
-            "state": self.state,
+            "state": str(self.state),
             "started_at": self.started_at,
             "finished_at": self.finished_at,
             "error": self.error,

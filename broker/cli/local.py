@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from itertools import islice
 from typing import Annotated, Any
 
@@ -20,15 +21,20 @@ def run(
     drop_tables: Annotated[bool, typer.Option("--drop-tables", help="Replace tables atomically")] = False,
     warehouse: Annotated[str | None, typer.Option(help="Warehouse URL (default WAREHOUSE_URL)")] = None,
 ) -> None:
-    """Run the ETL in this process, with a progress line per table and a summary."""
+    """Run the ETL in this process, with a progress line per table and a summary. The run id
+    is the first line: with Redis configured, `conveyor status RUN_ID` and `runs` show it."""
     workflow = ETLWorkflow(extractor_class(source), warehouse_for_url(warehouse))
     run_in_process(workflow, drop_tables)
 
 
 def run_in_process(workflow: ETLWorkflow, drop_tables: bool) -> dict[str, Any]:
+    run_id = uuid.uuid4().hex
+    print(run_id, flush=True)
     try:
         with ProgressDisplay() as display:
-            report = workflow.run(drop_tables=drop_tables, progress=display)
+            workflow.call_hook("before_run")
+            report = workflow.run(drop_tables=drop_tables, progress=display, run_id=run_id)
+            workflow.call_hook("after_run")
     except RunFailedError as exc:
         out_console.print(summary_table(exc.report.to_json()))
         raise

@@ -99,12 +99,13 @@ def watchdog(
     stalled_seconds: Annotated[float | None, typer.Option(
         help="Fail running runs quiet for this long (default CONVEYOR_STALLED_RUN_SECONDS)")] = None,
 ) -> None:
-    """Fail stalled runs now (beat also does this every 30 s)."""
-    from broker.producer import overlap_guard
-    from broker.status import RunStatus
-    from broker.watchdog import sweep
+    """Recover quiet runs and fail stalled ones now (workers and beat also do this)."""
+    from broker.recovery import sweep
 
-    failed = sweep(RunStatus(), overlap_guard(), stalled_after=stalled_seconds)
+    done = sweep(stalled_after=stalled_seconds)
+    recovered, failed = done["recovered"], done["failed"]
+    out_console.print(f"recovered {len(recovered)} quiet runs"
+                      + (f": {', '.join(recovered)}" if recovered else ""))
     out_console.print(f"failed {len(failed)} stalled runs" + (f": {', '.join(failed)}" if failed else ""))
 
 

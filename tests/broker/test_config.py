@@ -16,6 +16,17 @@ def test_json_only_and_safe_delivery():
 
 
 def test_fetching_routes_to_extract_and_the_rest_to_load():
-    assert queue_of("conveyor.fetch_schema") == queue_of("conveyor.extract_table") == "extract"
-    for task in ("detect_schema", "create_table", "load_batch", "finish_table", "finish_run"):
+    for task in ("plan_run", "start_table", "extract_table"):
+        assert queue_of(f"conveyor.{task}") == "extract"
+    for task in ("create_table", "load_batch", "finish_table", "finish_run"):
         assert queue_of(f"conveyor.{task}") == "load"
+
+
+def test_every_registered_task_has_a_route():
+    import workers  # noqa: F401  (registers the tasks)
+    from broker.celery_app import celery_app
+    from broker.routing import TASK_ROUTES
+
+    ours = {name for name in celery_app.tasks if name.startswith("conveyor.")}
+    generic = {"conveyor.run_step", "conveyor.finish_steps"}  # queued per step by their canvas
+    assert {name for name in ours - generic if name not in TASK_ROUTES} == set()

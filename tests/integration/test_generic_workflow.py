@@ -65,3 +65,45 @@ def test_an_unregistered_workflow_is_refused_before_anything_is_queued(stack):
 
     with pytest.raises(ConfigurationError, match="not registered"):
         enqueue(Unregistered())
+
+
+def test_hooks_fire_on_the_workers(stack):
+    from conveyor_test_workflows import QuickHooked
+
+    from broker.status import RunStatus
+
+    client = RunStatus().r
+    client.delete("conveyor-test:hooked:before", "conveyor-test:hooked:after")
+    final = enqueue(QuickHooked()).wait(timeout=60)
+    assert json.loads(final["result"]) == "quick"
+    assert client.get("conveyor-test:hooked:before") == "ran"  # onBeforeRun, Arkalos' spelling
+    assert client.get("conveyor-test:hooked:after") == "ran"
+
+
+def test_a_running_workflow_cancelled_from_the_cli_ends_cancelled_within_seconds(stack):
+    import subprocess
+    import time
+
+    from conveyor_test_workflows import Hooked
+
+    from broker.producer import RunHandle
+    from broker.status import RunStatus
+    from tests.support.waiting import wait_for
+
+    client = RunStatus().r
+    client.delete("conveyor-test:hooked:before", "conveyor-test:hooked:second-step")
+    handle = enqueue(Hooked())
+    wait_for(lambda: handle.status()["state"] == "running", 30, "the slow step running")
+    assert client.get("conveyor-test:hooked:before") == "ran"
+    asked = time.monotonic()
+    done = subprocess.run([sys.executable, "-m", "broker.cli", "cancel", handle.id],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    wait_for(lambda: handle.status()["state"] == "cancelled", 10, "the run cancelled")
+    print(f"cancelled {time.monotonic() - asked:.1f} s after the cancel was asked")
+    time.sleep(22)  # the slow step ends; nothing after it may run
+    assert client.get("conveyor-test:hooked:second-step") is None
+    assert RunHandle(handle.id).status()["state"] == "cancelled"
+    again = enqueue(Hooked(), overlap="skip")  # the guard was released
+    assert again.status()["state"] != "skipped"
+    again.cancel()

@@ -122,14 +122,14 @@ def test_a_killed_run_blocks_later_ticks_only_until_its_guard_expires(stack):
                 break
             time.sleep(0.2)
         assert running, runs_of("crash-orders")
-        stack.workers["extract"].kill()
+        stack.workers["extract"].kill()  # its task stays unacknowledged for the visibility timeout
         killed_at = time.time()
+        stack.start_worker("extract")  # restarted, as a supervisor would: ticks get planned
         time.sleep(GUARD_TTL + 6)
         after = [r for r in runs_of("crash-orders") if created(r) > killed_at]
     finally:
         beat.stop()
         stack.sandbox.config.latency_seconds = 0.0
-        stack.start_worker("extract")
     skipped_then_free = [r["state"] for r in sorted(after, key=created)]
     assert "skipped" in skipped_then_free, skipped_then_free
     first_free = next(created(r) for r in sorted(after, key=created) if r["state"] != "skipped")

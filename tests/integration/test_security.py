@@ -23,12 +23,12 @@ from celery import signature
 from kombu import Connection, Producer
 
 from app.extractors import AirtableExtractor
-from sandbox import SandboxConfig, build_base, run_sandbox
 from app.warehouses import PostgresWarehouse, SQLiteWarehouse
 from app.workflows import ETLWorkflow
 from broker.celery_app import celery_app
 from broker.producer import RunHandle, enqueue
 from broker.status import TERMINAL, RunStatus, redis_client
+from sandbox import SandboxConfig, build_base, run_sandbox
 from tests.conftest import TEST_REDIS_URL
 from tests.support.fixtures import BASE_ID
 from tests.support.leaks import leaks
@@ -63,10 +63,13 @@ def shown(result: Any) -> str:
 
 
 def etl_spec(run_id: str, extractor: str, warehouse: str | None = None) -> dict[str, Any]:
-    """A plan_run message as the producer would write it, naming whatever the test likes."""
-    return {"run_id": run_id, "workflow": "etl", "extractor": extractor, "warehouse": warehouse,
-            "options": {}, "guard": f"etl:{extractor}:{warehouse or 'default'}:*",
-            "overlap": "allow", "trigger": "manual"}
+    """A plan_run message (a RunPlan) as the producer would write it, naming whatever the test
+    likes."""
+    return {"run_id": run_id, "workflow": "etl",
+            "extractor": {"kind": extractor, "params": {}, "connection": "default"},
+            "warehouse": {"kind": warehouse, "params": {}, "connection": "default"},
+            "options": {"mode": "merge", "tables": []}, "batch_max_records": 500,
+            "batch_max_bytes": 2_000_000, "overlap": "allow", "trigger": "manual", "v": 1}
 
 
 class Workers:
@@ -405,10 +408,9 @@ def test_messages_can_only_name_registered_classes(tmp_path):
         step = final("step")
         assert step["state"] == "failed"
         assert "unknown workflow 'tests.support.import_tripwire:Workflow'" in step["error"]
-        table = wait_for(lambda: [t for t in (store.get("warehouse") or {}).get("tables", [])
-                                  if t["state"] == "failed"], 30,
-                         f"the table naming an unknown warehouse to fail\n{stack.logs()}")[0]
-        assert "unknown warehouse 'tests.support.import_tripwire:Warehouse'" in table["error"]
+        refused = final("warehouse")
+        assert refused["state"] == "failed"
+        assert "unknown warehouse 'tests.support.import_tripwire:Warehouse'" in refused["error"]
         extract_log = stack.workers["extract"].log()
         assert "unknown extractor" in extract_log and "os:system" in extract_log
     assert not tripwire.exists(), tripwire.read_text()
@@ -422,9 +424,7 @@ def test_a_run_naming_an_unregistered_warehouse_ends_failed_with_the_reason(tmp_
         store.create_run("bad-warehouse", "etl", {})
         signature("conveyor.plan_run", args=(etl_spec("bad-warehouse", "airtable", "os:system"),),
                   app=celery_app).apply_async()
-        wait_for(lambda: "conveyor.finish_run" in stack.workers["load"].log(), 30,
-                 f"finish_run to run\n{stack.logs()}")
-        time.sleep(2)
-        final = store.get("bad-warehouse") or {}
+        final = wait_for(lambda: (s := store.get("bad-warehouse")) and s["state"] in TERMINAL and s,
+                         30, f"the run to end\n{stack.logs()}")
     assert final.get("state") == "failed", final.get("state")
     assert "unknown warehouse 'os:system'" in final.get("error", "")

@@ -8,8 +8,8 @@ from pathlib import Path
 from typing import Any
 
 from app.extractors import AirtableExtractor
-from sandbox import Sandbox, SandboxBase, SandboxConfig, build_base, run_sandbox
 from app.warehouses import PostgresWarehouse, SQLiteWarehouse, Warehouse
+from sandbox import Sandbox, SandboxBase, SandboxConfig, build_base, run_sandbox
 
 TOKEN = "test-token"
 BASE_ID = "appTESTBASE000001"

@@ -10,8 +10,8 @@ from typing import Any
 
 import redis
 
-from sandbox import Sandbox, SandboxBase
 from app.warehouses import Warehouse
+from sandbox import Sandbox, SandboxBase
 from tests.conftest import TEST_REDIS_URL
 from tests.support.fixtures import BASE_ID, TOKEN, sandbox_with
 from tests.support.workers import WorkerProcess

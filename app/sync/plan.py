@@ -1,0 +1,197 @@
+"""The contracts of the sync model: what a run is asked to do, and where each table of it is.
+
+Every contract is a frozen dataclass with a version ``v`` and ``to_json``/``from_json``. They
+cross task boundaries as plain JSON, carry no secret (a run names a *connection*; workers
+resolve its secrets from their own environment) and never more than one batch of records.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from app.contracts import Batch, TableRef, TableSchema, TableTarget
+from app.errors import ConfigurationError
+from app.sync.states import WriteMode
+
+#: Options a run of an ETLWorkflow accepts, in-process and on workers alike.
+RUN_OPTIONS = ("drop_tables", "tables")
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """What the user asked of a run, validated once for both drivers."""
+
+    mode: WriteMode = WriteMode.MERGE
+    #: Table names or ids to sync; empty means every table of the source.
+    tables: tuple[str, ...] = ()
+
+    @classmethod
+    def parse(cls, **options: Any) -> RunOptions:
+        """Validate run options as a user spells them (``drop_tables=True, tables=[...]``).
+
+        Raises:
+            ConfigurationError: an unknown option (a typo such as ``drop_table``) or a bad value.
+        """
+        unknown = sorted(set(options) - set(RUN_OPTIONS))
+        if unknown:
+            raise ConfigurationError(
+                f"unknown run option {', '.join(map(repr, unknown))}: valid options are "
+                f"{', '.join(RUN_OPTIONS)}")
+        drop = options.get("drop_tables", False)
+        if not isinstance(drop, bool):
+            raise ConfigurationError(f"drop_tables must be True or False, not {drop!r}")
+        tables = options.get("tables") or ()
+        if isinstance(tables, str):
+            tables = [t for t in tables.split(",")]
+        names = tuple(str(t).strip() for t in tables if str(t).strip())
+        return cls(mode=WriteMode.REPLACE if drop else WriteMode.MERGE, tables=names)
+
+    @property
+    def replace(self) -> bool:
+        return self.mode is WriteMode.REPLACE
+
+    def to_user(self) -> dict[str, Any]:
+        """The options as the user spells them (for status and run history)."""
+        data: dict[str, Any] = {"drop_tables": self.replace}
+        if self.tables:
+            data["tables"] = list(self.tables)
+        return data
+
+    def to_json(self) -> dict[str, Any]:
+        return {"mode": self.mode.value, "tables": list(self.tables)}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> RunOptions:
+        return cls(mode=WriteMode(data["mode"]), tables=tuple(data.get("tables", ())))
+
+
+@dataclass(frozen=True)
+class ComponentConfig:
+    """How a worker builds an extractor or a warehouse: a registered name, its non-secret
+    constructor arguments, and the connection whose secrets the worker supplies.
+
+    ``kind`` None means "the worker's own default" (``WAREHOUSE_URL`` for a warehouse).
+    """
+
+    kind: str | None
+    params: dict[str, Any] = field(default_factory=dict)
+    connection: str = "default"
+
+    def to_json(self) -> dict[str, Any]:
+        return {"kind": self.kind, "params": dict(self.params), "connection": self.connection}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> ComponentConfig:
+        return cls(kind=data["kind"], params=dict(data.get("params", {})),
+                   connection=data.get("connection", "default"))
+
+
+@dataclass(frozen=True)
+class RunPlan:
+    """Everything a run needs, decided when it is enqueued (or started in-process)."""
+
+    run_id: str
+    workflow: str
+    extractor: ComponentConfig
+    warehouse: ComponentConfig
+    options: RunOptions
+    batch_max_records: int
+    batch_max_bytes: int
+    trigger: str = "manual"
+    #: While another run writes the same tables: ``skip`` this run, ``queue`` it, or ``allow``.
+    overlap: str = "skip"
+    v: int = 1
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "run_id": self.run_id, "workflow": self.workflow,
+            "extractor": self.extractor.to_json(), "warehouse": self.warehouse.to_json(),
+            "options": self.options.to_json(), "batch_max_records": self.batch_max_records,
+            "batch_max_bytes": self.batch_max_bytes, "trigger": self.trigger,
+            "overlap": self.overlap, "v": self.v,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> RunPlan:
+        return cls(
+            run_id=data["run_id"], workflow=data["workflow"],
+            extractor=ComponentConfig.from_json(data["extractor"]),
+            warehouse=ComponentConfig.from_json(data["warehouse"]),
+            options=RunOptions.from_json(data["options"]),
+            batch_max_records=int(data["batch_max_records"]),
+            batch_max_bytes=int(data["batch_max_bytes"]),
+            trigger=data.get("trigger", "manual"), overlap=data.get("overlap", "skip"),
+            v=data.get("v", 1),
+        )
+
+
+@dataclass(frozen=True)
+class Listing:
+    """How far a table's listing got: the point it can resume from and the next batch number.
+
+    A listing that starts again from scratch (its cursor expired) numbers its batches from a
+    new ``epoch``, so they can never be mistaken for the abandoned listing's.
+    """
+
+    cursor: str | None = None
+    next_batch: int = 0
+    epoch: int = 0
+    #: Consecutive task slices that ended without the listing moving (a penalised source).
+    stalls: int = 0
+    #: Sent again by the recovery sweep: the requests it makes are the recovery's cost.
+    resumed: bool = False
+    v: int = 1
+
+    def to_json(self) -> dict[str, Any]:
+        return {"cursor": self.cursor, "next_batch": self.next_batch, "epoch": self.epoch,
+                "stalls": self.stalls, "resumed": self.resumed, "v": self.v}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Listing:
+        return cls(cursor=data.get("cursor"), next_batch=int(data.get("next_batch", 0)),
+                   epoch=int(data.get("epoch", 0)), stalls=int(data.get("stalls", 0)),
+                   resumed=bool(data.get("resumed", False)), v=data.get("v", 1))
+
+
+@dataclass(frozen=True)
+class TableSync:
+    """One table of one run: its source schema, its warehouse target once created, and its
+    listing's progress."""
+
+    plan: RunPlan
+    table: TableRef
+    schema: TableSchema | None = None
+    target: TableTarget | None = None
+    listing: Listing = field(default_factory=Listing)
+    v: int = 1
+
+    @property
+    def run_id(self) -> str:
+        return self.plan.run_id
+
+    def with_(self, **changes: Any) -> TableSync:
+        """A copy with ``changes`` (contracts are immutable)."""
+        return replace(self, **changes)
+
+    def batch(self, batch_no: int, records: list[Any]) -> Batch:
+        return Batch(self.run_id, self.table, batch_no, records)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "plan": self.plan.to_json(), "table": self.table.to_json(),
+            "schema": self.schema.to_json() if self.schema else None,
+            "target": self.target.to_json() if self.target else None,
+            "listing": self.listing.to_json(), "v": self.v,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> TableSync:
+        return cls(
+            plan=RunPlan.from_json(data["plan"]),
+            table=TableRef.from_json(data["table"]),
+            schema=TableSchema.from_json(data["schema"]) if data.get("schema") else None,
+            target=TableTarget.from_json(data["target"]) if data.get("target") else None,
+            listing=Listing.from_json(data.get("listing") or {}),
+            v=data.get("v", 1),
+        )

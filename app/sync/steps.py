@@ -1,0 +1,175 @@
+"""The steps of one table's sync, as plain functions over an extractor and a warehouse.
+
+The in-process driver (``ETLWorkflow.run``) calls them in a loop; each Celery task calls one.
+A table's sync: its schema (from the run's one metadata read) → the first page, which is both
+the typing sample and the first batches → the target table → the rest of the listing in
+bounded batches → finish (swap a staging table in) or abort.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+
+from app.contracts import Batch, BatchResult, Record, TableRef, TableSchema, TableTarget
+from app.errors import ConfigurationError
+from app.extractors.base import Page, TabularExtractor
+from app.sync.plan import TableSync
+from app.warehouses import Warehouse
+from app.warehouses.kinds import detect_schema
+
+
+@dataclass(frozen=True)
+class FetchedBatch:
+    """A batch, whether it ends the listing, and the cursor that resumes the listing after it.
+
+    ``cursor`` is None when the batch ended inside a page (a listing resumes only at page
+    boundaries) or ends the listing.
+    """
+
+    batch: Batch
+    cursor: str | None
+    last: bool
+
+
+def resolve_tables(extractor: TabularExtractor, wanted: Iterable[str]) -> list[TableRef]:
+    """The run's tables: every table of the source, or those ``wanted`` (names or ids).
+
+    A wanted table the source lacks stays in the list, so its own sync fails with a clear
+    error while the other tables still land.
+    """
+    every = extractor.list_tables()
+    names = list(wanted)
+    if not names:
+        return every
+    chosen = []
+    for name in names:
+        match = next((t for t in every if name == t.table_id), None) or next(
+            (t for t in every if name == t.name), None)
+        chosen.append(match or TableRef(source=extractor.source_name, table_id=name, name=name))
+    return chosen
+
+
+def schema_of(extractor: TabularExtractor, table: TableRef) -> TableSchema:
+    """The source's fields of ``table`` (from the metadata the extractor read once).
+
+    Raises:
+        ConfigurationError: the source has no such table.
+    """
+    if table.table_id not in {t.table_id for t in extractor.list_tables()}:
+        raise ConfigurationError(f"unknown table {table.name!r}: the source has no such table")
+    return extractor.get_schema(table)
+
+
+def first_page(extractor: TabularExtractor, sync: TableSync) -> Page:
+    """The first page of the table's listing: the typing sample and its first batches."""
+    return next(iter(extractor.iter_pages(sync.table, None)))
+
+
+def sample_of(records: list[Record], max_bytes: int) -> list[Record]:
+    """The records schema detection looks at: the first page, cut at one batch's bytes."""
+    kept = []
+    for record in records:
+        max_bytes -= _size(record)
+        if max_bytes < 0:
+            break
+        kept.append(record)
+    return kept
+
+
+def create_target(warehouse: Warehouse, sync: TableSync, sample: list[Record]) -> TableSync:
+    """Column kinds from the source types or the sample, and the table the batches go to (a
+    staging table when replacing). Calling it again for the same run returns the same target."""
+    if sync.schema is None:
+        raise ValueError("create_target needs the table's schema")
+    schema = detect_schema(sync.schema, sample)
+    target = warehouse.prepare_table(schema, run_id=sync.run_id, replace=sync.plan.options.replace)
+    return sync.with_(schema=schema, target=target)
+
+
+def iter_batches(pages: Iterable[Page], sync: TableSync, first_batch_no: int) -> Iterator[FetchedBatch]:
+    """``pages`` in bounded batches, numbered from ``first_batch_no``.
+
+    A batch holds up to ``batch_max_records`` records and about ``batch_max_bytes`` of JSON,
+    so no batch (and no task message) holds a whole table. Batches end at page boundaries
+    when they can, so a listing can resume after them. When ``pages`` end on a page that has
+    a next cursor (only part of the listing was given), the last batch carries that cursor
+    and ``last`` is False; an empty listing yields one empty last batch.
+    """
+    plan = sync.plan
+    batch_no, pending_bytes = first_batch_no, 0
+    pending: list[Record] = []
+    cursor: str | None = None
+    for page in pages:
+        for record in page.records:
+            size = _size(record)
+            if pending and (len(pending) >= plan.batch_max_records
+                            or pending_bytes + size > plan.batch_max_bytes):
+                yield FetchedBatch(sync.batch(batch_no, pending), None, False)
+                batch_no, pending, pending_bytes = batch_no + 1, [], 0
+            pending.append(record)
+            pending_bytes += size
+        cursor = page.next_cursor
+        if cursor is None:
+            yield FetchedBatch(sync.batch(batch_no, pending), None, True)
+            return
+        if len(pending) >= plan.batch_max_records or pending_bytes >= plan.batch_max_bytes:
+            yield FetchedBatch(sync.batch(batch_no, pending), cursor, False)
+            batch_no, pending, pending_bytes = batch_no + 1, [], 0
+    if pending or batch_no == first_batch_no:
+        yield FetchedBatch(sync.batch(batch_no, pending), cursor, cursor is None)
+
+
+def listing_batches(extractor: TabularExtractor, sync: TableSync,
+                    on_page: Callable[[], None] | None = None) -> Iterator[FetchedBatch]:
+    """The batches of the table's listing from ``sync.listing``. A listing from the start
+    batches its first page on its own, exactly as ``first_page`` + ``iter_batches([page])``
+    do, so both drivers cut the same batches. ``on_page`` is told of every page requested."""
+    listing = sync.listing
+    start, cursor = listing.next_batch, listing.cursor
+    if cursor is None:
+        page = first_page(extractor, sync)
+        if on_page:
+            on_page()
+        fetched: FetchedBatch | None = None
+        for fetched in iter_batches([page], sync, start):
+            yield fetched
+        if fetched is None or fetched.last:
+            return
+        start, cursor = fetched.batch.batch_no + 1, fetched.cursor
+    yield from iter_batches(_counted(extractor.iter_pages(sync.table, cursor), on_page), sync, start)
+
+
+def _counted(pages: Iterator[Page], on_page: Callable[[], None] | None) -> Iterator[Page]:
+    for page in pages:
+        if on_page:
+            on_page()
+        yield page
+
+
+def load(warehouse: Warehouse, sync: TableSync, batch: Batch) -> BatchResult:
+    """Upsert one batch; a batch loaded before is a no-op."""
+    return warehouse.load_batch(_target(sync), batch)
+
+
+def finish(warehouse: Warehouse, sync: TableSync) -> None:
+    """After the last batch: swap a staging table in atomically."""
+    warehouse.finish_table(_target(sync))
+
+
+def abort(warehouse: Warehouse, sync: TableSync) -> None:
+    """Drop a replacing load's staging table; the live table stays as it was."""
+    if sync.target is not None:
+        warehouse.abort_table(sync.target)
+
+
+def _target(sync: TableSync) -> TableTarget:
+    if sync.target is None:
+        raise ValueError(f"table {sync.table.name!r} has no target yet")
+    return sync.target
+
+
+def _size(record: Record) -> int:
+    return len(json.dumps(record, ensure_ascii=False, default=str))
+

@@ -1,0 +1,153 @@
+"""Fan-in without polling: which batches of a table are loaded, when its listing ended, and
+whether the last step of a table and of a run has been sent — counted in Redis where each
+batch is recorded, so the last batch to land triggers the table's finish, and the last table
+to finish triggers the run's.
+
+Also kept here, per table: a copy of every batch sent until it is loaded (a batch lost
+between the broker and a killed worker is sent again from it, not extracted again), and the
+step that resumes the table (the recovery sweep re-sends it when the table stops moving).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import redis
+
+from app.sync import rules
+from broker import policies
+from broker.status import PREFIX
+
+# KEYS: sync hash, loaded set of the batch's epoch, pending hash; ARGV: batch_no, epoch.
+# Returns 1 to exactly one caller: the one whose batch completed the table.
+_MARK_LOADED = """
+redis.call('SADD', KEYS[2], ARGV[1])
+redis.call('HDEL', KEYS[3], ARGV[1])
+local t = redis.call('TIME')
+redis.call('HSET', KEYS[1], 'progress_at', t[1])
+local expected = redis.call('HGET', KEYS[1], 'expected')
+if expected and redis.call('HGET', KEYS[1], 'epoch') == ARGV[2]
+   and redis.call('SCARD', KEYS[2]) >= tonumber(expected) then
+  return redis.call('HSETNX', KEYS[1], 'closed', 'finishing')
+end
+return 0
+"""
+
+# KEYS: sync hash, loaded set of the epoch; ARGV: expected batch count, epoch.
+_MARK_EXTRACTED = """
+redis.call('HSET', KEYS[1], 'expected', ARGV[1], 'epoch', ARGV[2])
+local t = redis.call('TIME')
+redis.call('HSET', KEYS[1], 'progress_at', t[1])
+if redis.call('SCARD', KEYS[2]) >= tonumber(ARGV[1]) then
+  return redis.call('HSETNX', KEYS[1], 'closed', 'finishing')
+end
+return 0
+"""
+
+# KEYS: done set, run hash; ARGV: table id, number of tables. 1 for the last table only.
+_TABLE_DONE = """
+redis.call('SADD', KEYS[1], ARGV[1])
+if redis.call('SCARD', KEYS[1]) >= tonumber(ARGV[2]) then
+  return redis.call('HSETNX', KEYS[2], 'finish_sent', '1')
+end
+return 0
+"""
+
+
+class Barrier:
+    """The fan-in counters of a run's tables, and their resume points and batch copies."""
+
+    def __init__(self, client: redis.Redis) -> None:
+        self.r = client
+        self._mark_loaded = client.register_script(_MARK_LOADED)
+        self._mark_extracted = client.register_script(_MARK_EXTRACTED)
+        self._table_done = client.register_script(_TABLE_DONE)
+
+    def _key(self, run_id: str, table_id: str, part: str) -> str:
+        return f"{PREFIX}:run:{run_id}:table:{table_id}:{part}"
+
+    def _expire(self, *keys: str) -> None:
+        pipe = self.r.pipeline()
+        for key in keys:
+            pipe.expire(key, policies.STATUS_TTL_SECONDS)
+        pipe.execute()
+
+    # batches
+    def keep_copy(self, run_id: str, table_id: str, batch_no: int, message: list[Any]) -> None:
+        """Keep the batch's message until it is loaded: the lost-batch recovery sends it again."""
+        key = self._key(run_id, table_id, "pending")
+        self.r.hset(key, str(batch_no), json.dumps(message))
+        self._expire(key)
+
+    def mark_loaded(self, run_id: str, table_id: str, batch_no: int) -> bool:
+        """Record a loaded batch; True when it was the table's last (send its finish step)."""
+        epoch = rules.epoch_of(batch_no)
+        keys = [self._key(run_id, table_id, "sync"), self._key(run_id, table_id, f"loaded:{epoch}"),
+                self._key(run_id, table_id, "pending")]
+        done = bool(self._mark_loaded(keys=keys, args=[batch_no, epoch]))
+        self._expire(*keys[:2])
+        return done
+
+    def mark_extracted(self, run_id: str, table_id: str, epoch: int, batches: int) -> bool:
+        """Record that the listing ended with ``batches`` batches in ``epoch``; True when every
+        one of them is already loaded (send the table's finish step)."""
+        keys = [self._key(run_id, table_id, "sync"), self._key(run_id, table_id, f"loaded:{epoch}")]
+        done = bool(self._mark_extracted(keys=keys, args=[batches, epoch]))
+        self._expire(*keys)
+        return done
+
+    def close(self, run_id: str, table_id: str, how: str) -> None:
+        """Close the table as ``how`` (failed, cancelled): its batches are no longer loaded."""
+        self.r.hset(self._key(run_id, table_id, "sync"), "closed", how)
+        self.r.delete(self._key(run_id, table_id, "pending"))
+
+    def is_closed(self, run_id: str, table_id: str) -> bool:
+        return bool(self.r.hexists(self._key(run_id, table_id, "sync"), "closed"))
+
+    def table_done(self, run_id: str, table_id: str, tables: int) -> bool:
+        """Count a finished table; True for the caller that finished the run's last table."""
+        keys = [f"{PREFIX}:run:{run_id}:done", f"{PREFIX}:run:{run_id}"]
+        last = bool(self._table_done(keys=keys, args=[table_id, tables]))
+        self._expire(keys[0])
+        return last
+
+    # recovery
+    def set_resume(self, run_id: str, table_id: str, task: str | None, args: list[Any]) -> None:
+        """The step that resumes the table from where it is now (None: nothing to resume but
+        the batch copies); also a sign of progress."""
+        key = self._key(run_id, table_id, "sync")
+        value = json.dumps({"task": task, "args": args}) if task else ""
+        self.r.hset(key, mapping={"resume": value, "progress_at": self._now()})
+        self._expire(key)
+
+    def touch(self, run_id: str, table_id: str) -> None:
+        """A sign that the table is moving."""
+        self.r.hset(self._key(run_id, table_id, "sync"), "progress_at", self._now())
+
+    def state(self, run_id: str, table_id: str) -> dict[str, Any]:
+        """The table's counters: closed, expected, epoch, progress_at, resume, recoveries."""
+        raw: dict[str, str] = self.r.hgetall(self._key(run_id, table_id, "sync"))  # type: ignore[assignment]
+        data: dict[str, Any] = dict(raw)
+        data["resume"] = json.loads(raw["resume"]) if raw.get("resume") else None
+        return data
+
+    def pending(self, run_id: str, table_id: str) -> dict[int, list[Any]]:
+        """Copies of the batches sent and not loaded yet."""
+        raw = self.r.hgetall(self._key(run_id, table_id, "pending"))
+        return {int(k): json.loads(v) for k, v in raw.items()}
+
+    def count_recovery(self, run_id: str, table_id: str, batches: int) -> int:
+        """Count one recovery of the table (``batches`` copies re-sent); returns how many."""
+        key = self._key(run_id, table_id, "sync")
+        self.r.hincrby(key, "recovered_batches", batches)
+        self.r.hset(key, "progress_at", self._now())
+        return int(self.r.hincrby(key, "recoveries", 1))
+
+    def _now(self) -> int:
+        seconds, _ = self.r.time()
+        return int(seconds)
+
+    def now(self) -> int:
+        """Redis' clock, the one every worker agrees on (seconds)."""
+        return self._now()
