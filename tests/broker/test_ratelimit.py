@@ -41,11 +41,11 @@ def test_one_token_shares_its_budget_across_bases(redis_url):
     started = time.monotonic()
     for i in range(6):
         limiter.acquire(f"base-{i % 3}", f"other-token-{i}")
-    assert time.monotonic() - started < 0.5  # other tokens are not held back
+    assert time.monotonic() - started < 0.8  # other tokens are not held back (0.95 s if they were)
 
 
 def test_after_a_429_every_client_waits_the_penalty_once_then_resumes_spaced(redis_url):
-    clients = [RedisRateLimiter(redis_client(redis_url), requests_per_second=10, margin=1.0)
+    clients = [RedisRateLimiter(redis_client(redis_url), requests_per_second=2, margin=1.0)
                for _ in range(3)]
     clients[0].acquire("base")
     clients[0].penalize("base", 0.5)
@@ -66,9 +66,9 @@ def test_after_a_429_every_client_waits_the_penalty_once_then_resumes_spaced(red
     for thread in threads:
         thread.join()
     sent.sort()
-    assert 0.45 <= sent[0] < 0.8
-    # spaced 100 ms apart after the penalty, not a burst of all six when it ends
-    assert sent[-1] - sent[0] >= 0.45
+    assert 0.45 <= sent[0] < 1.0  # nobody went during the penalty, nobody waited it twice
+    # spaced 0.5 s apart after the penalty (five gaps: 2.5 s), not a burst when it ends
+    assert sent[-1] - sent[0] >= 2.0
 
 
 def test_stats_and_penalty_remaining_for_the_operator_view(redis_url):
