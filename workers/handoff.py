@@ -14,7 +14,7 @@ from typing import Any
 
 from celery import Task
 
-from app.errors import TransientError
+from app.errors import ConveyorError, TransientError
 from app.sync.plan import TableSync
 from app.sync.states import FINAL_RUN_STATES, RunState, TableState
 from broker import policies
@@ -71,8 +71,6 @@ class SyncTask(Task):  # Celery is untyped: Task is Any to mypy
 
 
 def _is_ours(exc: BaseException) -> bool:
-    from app.errors import ConveyorError
-
     return isinstance(exc, ConveyorError)
 
 

@@ -1,4 +1,4 @@
-"""Warehouses: SQL databases (SQLite, PostgreSQL) that Conveyor loads source tables into.
+"""Warehouses: SQL databases (SQLite, PostgreSQL, DuckDB) that Conveyor loads source tables into.
 
 Every source table becomes one data table, ``<source>__<table name in snake_case>``, with
 Conveyor's columns ``__id`` (text primary key: the record id), ``__created_time``,
@@ -75,16 +75,12 @@ from __future__ import annotations
 from app.errors import ConfigurationError
 from app.settings import get_settings
 from app.warehouses.base import Warehouse
+from app.warehouses.duck import DuckDBWarehouse
 from app.warehouses.failures import masked_url, parse_url
 from app.warehouses.postgres import PostgresWarehouse
 from app.warehouses.sqlite import SQLiteWarehouse
 
-__all__ = ["PostgresWarehouse", "SQLiteWarehouse", "Warehouse", "warehouse_for_url"]
-
-_CLASSES: dict[str, type[Warehouse]] = {
-    backend: cls for cls in (SQLiteWarehouse, PostgresWarehouse) for backend in cls.backends
-}
-
+__all__ = ["DuckDBWarehouse", "PostgresWarehouse", "SQLiteWarehouse", "Warehouse", "warehouse_for_url"]
 
 def warehouse_for_url(url: str | None = None, schema: str | None = None) -> Warehouse:
     """The warehouse for ``url``, of the class its scheme names.
@@ -96,13 +92,19 @@ def warehouse_for_url(url: str | None = None, schema: str | None = None) -> Ware
     Raises:
         ConfigurationError: the URL is invalid or names a database Conveyor does not support.
     """
+    from app.plugins import WAREHOUSES, load_plugins  # plug-ins import this package
+
     text = url if url is not None else get_settings().warehouse_url
     parsed = parse_url(text)
-    cls = _CLASSES.get(parsed.get_backend_name())
+    load_plugins()
+    # Later registrations win, so a plug-in may take over a built-in's scheme.
+    schemes = {backend: cls for cls in WAREHOUSES.values() for backend in cls.backends}
+    cls = schemes.get(parsed.get_backend_name())
     if cls is None:
         raise ConfigurationError(
             f"WAREHOUSE_URL {masked_url(parsed)} names an unsupported database"
-            f" {parsed.get_backend_name()!r}: use sqlite:///path/to/file.db or"
-            " postgresql://user:password@host:5432/database"
+            f" {parsed.get_backend_name()!r}: use sqlite:///path/to/file.db,"
+            " duckdb:///path/to/file.duckdb or postgresql://user:password@host:5432/database"
+            f" (schemes registered: {', '.join(sorted(schemes))})"
         )
     return cls(text, schema=schema)

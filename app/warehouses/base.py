@@ -11,7 +11,16 @@ from typing import Any, ClassVar
 import sqlalchemy as sa
 from sqlalchemy.types import TypeEngine
 
-from app.contracts import Batch, BatchResult, Column, Record, TableRef, TableSchema, TableTarget
+from app.contracts import (
+    Batch,
+    BatchResult,
+    Column,
+    Record,
+    RejectedRecord,
+    TableRef,
+    TableSchema,
+    TableTarget,
+)
 from app.errors import ConfigurationError
 from app.settings import get_settings
 from app.warehouses import ddl, loader, naming, rows, tables
@@ -107,6 +116,21 @@ class Warehouse(ABC):
     def row_too_large(self, exc: sa.exc.DBAPIError) -> bool:
         """Whether ``exc`` says a row is too large as laid out (packing it may help)."""
         return False
+
+    def write_rows(
+        self,
+        conn: sa.Connection,
+        target: TableTarget,
+        pending: list[tuple[Record, dict[str, Any]]],
+        run_id: str,
+    ) -> list[RejectedRecord]:
+        """Upsert one batch's rows into ``target.write_to``; returns the refused records.
+
+        The default sends the batch as one executemany of the upsert and sets refused rows
+        aside with savepoints (``loader.write_rows``); a dialect with a faster bulk path
+        (DuckDB's Arrow scan) overrides it.
+        """
+        return loader.write_rows(conn, self, target, pending, run_id)
 
     @abstractmethod
     def _diagnose(self, exc: sa.exc.DBAPIError) -> str:

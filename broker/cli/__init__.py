@@ -8,7 +8,7 @@ import sys
 import typer
 
 from app.errors import ConveyorError
-from broker.cli import demo, local, remote, schedules
+from broker.cli import demo, local, plugins, remote, schedules
 
 # Locals in a traceback could include a URL with its password.
 cli = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__,
@@ -17,6 +17,7 @@ local.register(cli)
 remote.register(cli)
 demo.register(cli)
 schedules.register(cli)
+plugins.register(cli)
 
 
 def import_user_modules() -> None:

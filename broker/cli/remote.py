@@ -20,7 +20,7 @@ def enqueue(
     source: Annotated[str, typer.Argument(help="Registered extractor, e.g. airtable")],
     drop_tables: Annotated[bool, typer.Option("--drop-tables", help="Replace tables atomically")] = False,
     wait: Annotated[bool, typer.Option("--wait", help="Follow the run; exit 0 only if it succeeds")] = False,
-    warehouse: Annotated[str | None, typer.Option(help="Registered warehouse (sqlite, postgres); "
+    warehouse: Annotated[str | None, typer.Option(help="Registered warehouse (see conveyor plugins); "
                                                   "default: the workers' WAREHOUSE_URL")] = None,
     tables: Annotated[str | None, typer.Option(help="Comma-separated table names or ids")] = None,
     timeout: Annotated[float | None, typer.Option(help="Give up waiting after this many seconds")] = None,

@@ -9,6 +9,7 @@ from app.contracts import Batch, FieldSpec
 from app.errors import WarehouseError
 from app.warehouses.kinds import detect_schema
 from tests.app.conftest import by_id, sync, table_schema
+from tests.support.reflect import reflect, table_names
 
 SCHEMA = table_schema(
     "Clients",
@@ -32,9 +33,7 @@ def ids(warehouse, table=SCHEMA.table):
 
 
 def catalog_tables(warehouse):
-    columns = sa.Table(
-        "_conveyor_columns", sa.MetaData(schema=warehouse.schema), autoload_with=warehouse.engine
-    )
+    columns = reflect(warehouse.engine, "_conveyor_columns", warehouse.schema)
     with warehouse.engine.connect() as conn:
         return {row[0] for row in conn.execute(sa.select(columns.c.sql_table).distinct())}
 
@@ -51,7 +50,7 @@ def test_replace_leaves_the_live_table_alone_until_finish(open_warehouse):
     assert ids(reader) == sorted(r["id"] for r in NEW)
     assert by_id(list(reader.read_records(SCHEMA.table))) == by_id(NEW)
     with warehouse.engine.connect() as conn:
-        tables = set(sa.inspect(conn).get_table_names(schema=warehouse.schema))
+        tables = table_names(conn, warehouse.schema)
     assert not any(t.startswith(("_conveyor_stage_", "_conveyor_old_")) for t in tables)
     assert catalog_tables(warehouse) == {live.name}
 

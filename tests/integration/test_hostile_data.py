@@ -27,6 +27,7 @@ from sandbox import (
 from tests.conftest import TEST_PG_URL, TEST_REDIS_URL
 from tests.support.compare import differences, same_float
 from tests.support.fixtures import TOKEN, make_warehouse
+from tests.support.reflect import reflect
 from tests.support.workers import WorkerProcess
 
 pytestmark = pytest.mark.integration
@@ -72,7 +73,7 @@ def check_landed(warehouse: Warehouse, table: Any, ref: Any, rejected: list[dict
     assert warehouse.row_count(ref) == len(expected)
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
+@pytest.fixture(params=["sqlite", "postgres", "duckdb"])
 def warehouse(request, tmp_path, pg_schema):
     wh = make_warehouse(request.param, tmp_path, TEST_PG_URL, pg_schema)
     yield wh
@@ -144,7 +145,7 @@ def test_fields_renamed_and_retyped_between_two_runs(warehouse, drop_tables):
     assert warehouse.row_count(second.table) == 20
     if not drop_tables:  # the number column kept its kind: the text values wait in __unfit
         engine = sa.create_engine(warehouse.url.render_as_string(hide_password=False))
-        table = sa.Table(second.sql_table, sa.MetaData(schema=warehouse.schema), autoload_with=engine)
+        table = reflect(engine, second.sql_table, warehouse.schema)
         with engine.connect() as conn:
             unfit = [row[0] for row in conn.execute(sa.select(sa.cast(table.c["__unfit"], sa.Text)))]
         engine.dispose()
