@@ -32,6 +32,7 @@ from app.extractors.ratelimit import (
     pacing_interval,
     token_rate,
 )
+from app.settings import get_settings
 
 # Keys are kept this long past their last use, so idle bases leave nothing behind.
 _IDLE_TTL_MS = 120_000
@@ -230,3 +231,10 @@ def _sleep_us(wait_us: int) -> float:
     seconds = wait_us / 1_000_000
     time.sleep(seconds)
     return seconds
+
+
+def shared_rate_limiter(client: redis.Redis) -> RedisRateLimiter:
+    """The limiter every extract worker and in-process run shares, paced by the settings."""
+    settings = get_settings()
+    return RedisRateLimiter(client, settings.airtable_requests_per_second,
+                            token_requests_per_second=settings.airtable_token_requests_per_second)
