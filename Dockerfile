@@ -2,7 +2,12 @@
 # The compose file (or any orchestrator) picks the process with its command; the default is
 # the load worker. Configuration and secrets come from the environment at run time, never
 # from the image (.dockerignore keeps .env out of the build context).
-FROM python:3.11-slim
+#
+# BASE_IMAGE is what users pull, python:3.11-slim. Where no image registry answers,
+# deploy/local-images.sh builds a stand-in from Debian's packages (conveyor-local/python:3.11)
+# and docker-compose.yml passes it from CONVEYOR_BASE_IMAGE; the rest of this file is the same.
+ARG BASE_IMAGE=python:3.11-slim
+FROM ${BASE_IMAGE}
 
 ENV PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \

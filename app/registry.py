@@ -1,7 +1,8 @@
 """The classes a run may name: messages and the CLI resolve names only through this registry.
 
 A task message never carries an import path, so whoever can write to the broker can only ask
-for what is registered here.
+for what is registered here. Extractors and warehouses come from plug-ins (``app.plugins``:
+entry points, Conveyor's own included, or ``register_extractor``/``register_warehouse``).
 """
 
 from __future__ import annotations
@@ -9,11 +10,33 @@ from __future__ import annotations
 from typing import Any, Protocol, TypeVar
 
 from app.errors import ConfigurationError
-from app.extractors import AirtableExtractor, TabularExtractor
-from app.warehouses import PostgresWarehouse, SQLiteWarehouse, Warehouse
+from app.extractors import TabularExtractor
+from app.plugins import (
+    EXTRACTOR_GROUP,
+    EXTRACTORS,
+    WAREHOUSE_GROUP,
+    WAREHOUSES,
+    failure,
+    load_plugins,
+    register_extractor,
+    register_warehouse,
+)
+from app.warehouses import Warehouse
 
-EXTRACTORS: dict[str, type[TabularExtractor]] = {"airtable": AirtableExtractor}
-WAREHOUSES: dict[str, type[Warehouse]] = {"sqlite": SQLiteWarehouse, "postgres": PostgresWarehouse}
+__all__ = [
+    "EXTRACTORS",
+    "WAREHOUSES",
+    "WORKFLOWS",
+    "extractor_class",
+    "name_of",
+    "register_extractor",
+    "register_warehouse",
+    "register_workflow",
+    "warehouse_class",
+    "workflow_class",
+]
+
+
 class NamedWorkflow(Protocol):
     """What the registry needs of a workflow class (``app.workflows.base.Workflow``)."""
 
@@ -29,12 +52,7 @@ W = TypeVar("W", bound=type[NamedWorkflow])
 
 #: ETLWorkflow registers itself (app.workflows.etl), so this module never imports a driver.
 WORKFLOWS: dict[str, type[NamedWorkflow]] = {}
-
-
-def register_extractor(name: str, cls: type[TabularExtractor]) -> type[TabularExtractor]:
-    """Make a user's extractor nameable in runs (``conveyor run NAME``, distributed runs)."""
-    EXTRACTORS[name] = cls
-    return cls
+load_plugins()
 
 
 def register_workflow(cls: W) -> W:
@@ -43,22 +61,25 @@ def register_workflow(cls: W) -> W:
     return cls
 
 
-def _lookup(kind: str, table: dict[str, type], name: str) -> type:
+def _lookup(kind: str, table: dict[str, type], name: str, group: str | None = None) -> type:
     try:
         return table[name]
     except KeyError:
+        broken = failure(group, name) if group else None
+        if broken:
+            raise ConfigurationError(f"{kind} plug-in {name!r} failed to load: {broken}") from None
         known = ", ".join(sorted(table)) or "none"
         raise ConfigurationError(f"unknown {kind} {name!r}: registered are {known}") from None
 
 
 def extractor_class(name: str) -> type[TabularExtractor]:
     """The registered extractor called ``name``."""
-    return _lookup("extractor", EXTRACTORS, name)
+    return _lookup("extractor", EXTRACTORS, name, EXTRACTOR_GROUP)
 
 
 def warehouse_class(name: str) -> type[Warehouse]:
     """The registered warehouse called ``name``."""
-    return _lookup("warehouse", WAREHOUSES, name)
+    return _lookup("warehouse", WAREHOUSES, name, WAREHOUSE_GROUP)
 
 
 def workflow_class(name: str) -> type[NamedWorkflow]:

@@ -32,6 +32,11 @@ class Settings(BaseSettings):
     airtable_timeout_seconds: float = 30.0
     # Attempts per request on connection errors and 5xx before the source counts as down.
     airtable_max_attempts: int = 6
+    # Airtable's second limit: 50 requests/s per token, across every base it reads.
+    airtable_token_requests_per_second: float = 50.0
+    # HMAC key naming tokens in Redis (rate-limit keys hold a fingerprint, never the token);
+    # unset, a fixed context key is used, which still cannot be reversed into the token.
+    conveyor_token_fingerprint_key: SecretStr | None = None
 
     warehouse_url: str = "sqlite:///data/warehouse.db"
     warehouse_schema: str = "raw"
@@ -70,6 +75,12 @@ class Settings(BaseSettings):
         if value or connection != "default":
             return value or None
         return os.environ.get(name) or _dotenv().get(name) or None
+
+    @property
+    def fingerprint_key(self) -> bytes | None:
+        """``CONVEYOR_TOKEN_FINGERPRINT_KEY`` as bytes, or None."""
+        key = self.conveyor_token_fingerprint_key
+        return key.get_secret_value().encode("utf-8") if key else None
 
     @property
     def airtable_table_list(self) -> list[str]:

@@ -1,10 +1,9 @@
 """What the shared Airtable rate limiter knows, read for progress displays and metrics.
 
-Every read of the limiter's Redis keys goes through this module, so it can follow the
-limiter's own API when that grows one. The limiter (broker/ratelimit.py) keeps, per base, the
-next free request slot in ``conveyor:rate:<base>`` as Redis-clock microseconds; a slot far in
-the future means a 429 penalty is being waited out. ``CountingRateLimiter`` adds per-base
-counts of requests and 429s in ``conveyor:ratestats:<base>``.
+Every read of the limiter's Redis keys goes through this module. broker/ratelimit.py keeps,
+per base, the end of a running 429 penalty in ``conveyor:rate:penalty:<base>`` (Redis-clock
+microseconds) and counters (``requests``, ``rate_limited``, ``penalties``) in
+``conveyor:rate:stats:<base>``; these are scanned so every base shows, whoever configured it.
 """
 
 from __future__ import annotations
@@ -13,13 +12,10 @@ from dataclasses import dataclass
 
 import redis
 
-from app.extractors.ratelimit import RateLimiter
-
-RATE_PREFIX = "conveyor:rate:"
-STATS_PREFIX = "conveyor:ratestats:"
-#: A slot further ahead than this is a penalty, not ordinary pacing of queued requests.
-PENALTY_THRESHOLD_SECONDS = 2.0
-STATS_TTL_SECONDS = 30 * 24 * 3600
+RATE_PREFIX = "conveyor:rate:penalty:"
+STATS_PREFIX = "conveyor:rate:stats:"
+#: Less than this left of a penalty is not worth showing.
+PENALTY_THRESHOLD_SECONDS = 0.5
 
 
 @dataclass(frozen=True)
@@ -59,7 +55,7 @@ def longest_penalty(client: redis.Redis) -> float | None:
 
 
 def base_counters(client: redis.Redis) -> list[BaseCounters]:
-    """Requests and 429s per base, as counted by ``CountingRateLimiter``."""
+    """Requests and 429s per base, as counted by the shared rate limiter."""
     counters = []
     for key in client.scan_iter(match=f"{STATS_PREFIX}*", count=500):
         name = key.decode() if isinstance(key, bytes) else str(key)
@@ -68,31 +64,3 @@ def base_counters(client: redis.Redis) -> list[BaseCounters]:
         counters.append(BaseCounters(name[len(STATS_PREFIX):], values.get("requests", 0),
                                      values.get("rate_limited", 0)))
     return sorted(counters, key=lambda c: c.base)
-
-
-class CountingRateLimiter:
-    """A RateLimiter that counts, per base in Redis, the requests it lets out and the 429s.
-
-    ``acquire`` is called once before every request and ``penalize`` once per 429, so the
-    counts are exact whichever worker sent the request.
-    """
-
-    def __init__(self, inner: RateLimiter, client: redis.Redis) -> None:
-        self.inner = inner
-        self.client = client
-
-    def acquire(self, key: str) -> float:
-        waited = self.inner.acquire(key)
-        self._count(key, "requests")
-        return waited
-
-    def penalize(self, key: str, seconds: float) -> None:
-        self.inner.penalize(key, seconds)
-        self._count(key, "rate_limited")
-
-    def _count(self, key: str, field: str) -> None:
-        name = f"{STATS_PREFIX}{key}"
-        pipe = self.client.pipeline()
-        pipe.hincrby(name, field, 1)
-        pipe.expire(name, STATS_TTL_SECONDS)
-        pipe.execute()

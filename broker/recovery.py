@@ -15,13 +15,14 @@ one of them do it), and beat's watchdog entry runs it too.
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
 from celery import bootsteps
 
 from app.settings import get_settings
-from app.sync.plan import TableSync
+from app.sync.plan import Listing, TableSync
 from app.sync.states import RunState
 from broker import policies
 from broker.barrier import Barrier
@@ -130,9 +131,7 @@ def _recover_table(run_id: str, table_id: str, barrier: Barrier) -> None:
                 run_id, table_id, resume["task"] if resume else "no step", len(pending), count)
 
 
-def _resumed(sync: TableSync) -> Any:
-    from dataclasses import replace
-
+def _resumed(sync: TableSync) -> Listing:
     return replace(sync.listing, resumed=True)
 
 

@@ -14,7 +14,7 @@ from app.settings import get_settings
 from app.sync.plan import RunPlan
 from app.sync.services import RunServices
 from app.sync.states import RunState, TableState
-from broker.ratelimit import RedisRateLimiter
+from broker.ratelimit import shared_rate_limiter
 from broker.status import RunStatus, now_iso, redis_client
 
 log = logging.getLogger(__name__)
@@ -67,7 +67,7 @@ def redis_services() -> RunServices | None:
                     mask_url(url), exc)
         return None
     return RunServices(recorder=RedisRecorder(RunStatus(client)),
-                       rate_limiter=RedisRateLimiter(client, settings.airtable_requests_per_second),
+                       rate_limiter=shared_rate_limiter(client),
                        where=mask_url(url))
 
 

@@ -5,6 +5,7 @@ from sandbox.clock import CLOCK, SandboxClock
 from sandbox.config import SandboxConfig, SandboxStats
 from sandbox.generate import FIELD_TYPES, build_base, hostile_table_names
 from sandbox.hostile import build_hostile_base, rename_and_retype
+from sandbox.mixed import build_mixed_base
 from sandbox.model import SandboxField, SandboxTable
 from sandbox.server import Sandbox, run_sandbox, serve_forever
 
@@ -20,6 +21,7 @@ __all__ = [
     "SandboxTable",
     "build_base",
     "build_hostile_base",
+    "build_mixed_base",
     "hostile_table_names",
     "rename_and_retype",
     "run_sandbox",

@@ -22,6 +22,9 @@ class SandboxConfig:
     # After a 429 the real API refuses the base for 30 s; requests in between are refused too.
     penalty_seconds: float = 30.0
     latency_seconds: float = 0.0
+    # Extra latency drawn uniformly from [0, latency_jitter_seconds) per request, before the
+    # request is counted: the network and scheduling jitter a client cannot see.
+    latency_jitter_seconds: float = 0.0
     # Share of requests (after authentication) answered with a random 500, 502 or 503.
     failure_rate: float = 0.0
     seed: int = 1
@@ -31,6 +34,16 @@ class SandboxConfig:
     legacy_table_not_found: bool = False
     # False answers every webhooks route 403, as for a token without the webhook:manage scope.
     webhooks_allowed: bool = True
+
+
+@dataclass(frozen=True)
+class LoggedRequest:
+    """One answered request: when it was counted (monotonic seconds), route, status, records."""
+
+    arrived: float
+    kind: str
+    status: int
+    records: int
 
 
 @dataclass
@@ -43,6 +56,8 @@ class SandboxStats:
     internal_errors: int = 0
     by_kind: Counter[str] = field(default_factory=Counter)
     by_status: Counter[int] = field(default_factory=Counter)
+    # When a list, every answered request is appended to it (see ``keep_log``).
+    log: list[LoggedRequest] | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     def __getitem__(self, name: str) -> Any:
@@ -50,9 +65,23 @@ class SandboxStats:
             raise KeyError(name)
         return getattr(self, name)
 
-    def record(self, kind: str, status: int, *, injected: bool = False) -> None:
-        """Count one answered request of route ``kind`` (``list``, ``meta_tables``, …)."""
+    def keep_log(self) -> None:
+        """Start keeping a ``LoggedRequest`` per answered request (benches sample rates from it)."""
         with self._lock:
+            if self.log is None:
+                self.log = []
+
+    def record(self, kind: str, status: int, *, injected: bool = False,
+               arrived: float | None = None, records: int = 0) -> None:
+        """Count one answered request of route ``kind`` (``list``, ``meta_tables``, …).
+
+        ``arrived`` is when it was counted against the rate limit (``time.monotonic()``) and
+        ``records`` how many records it served; both only feed the log.
+        """
+        with self._lock:
+            if self.log is not None:
+                self.log.append(LoggedRequest(arrived if arrived is not None else time.monotonic(),
+                                              kind, status, records))
             self.requests += 1
             self.by_kind[kind] += 1
             self.by_status[status] += 1
@@ -66,6 +95,8 @@ class SandboxStats:
             self.requests = self.rate_limited = self.failures_injected = self.internal_errors = 0
             self.by_kind.clear()
             self.by_status.clear()
+            if self.log is not None:
+                self.log = []
 
 
 class RateLimiter:

@@ -209,12 +209,16 @@ class SandboxHandler(BaseHTTPRequestHandler):
 
     def _serve(self, method: str) -> None:
         sandbox = self.sandbox
-        where, injected = Route("unknown"), False
+        where, injected, arrived = Route("unknown"), False, None
         try:
             raw = self._read_body()  # always drained, or the next request on this connection breaks
             config = sandbox.config
-            if config.latency_seconds:
-                time.sleep(config.latency_seconds)
+            delay = config.latency_seconds
+            if config.latency_jitter_seconds:
+                delay += sandbox.failures.jitter(config.latency_jitter_seconds)
+            if delay:
+                time.sleep(delay)
+            arrived = time.monotonic()
             where = route(method, self.path)
             if self.headers.get("Authorization", "") != f"Bearer {config.token}":
                 raise errors.authentication_required()
@@ -241,7 +245,9 @@ class SandboxHandler(BaseHTTPRequestHandler):
         except Exception:  # a sandbox bug: answer like the API would, count it, show it
             logger.exception("sandbox failed on %s %s", method, self.path)
             status, payload = 500, errors.server_error(500).body
-        sandbox.stats.record(where.kind, status, injected=injected)
+        served = payload.get("records") if status == 200 and isinstance(payload, dict) else None
+        sandbox.stats.record(where.kind, status, injected=injected, arrived=arrived,
+                             records=len(served) if isinstance(served, list) else 0)
         self._send(status, payload)
 
     def _send(self, status: int, payload: Any) -> None:

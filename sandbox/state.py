@@ -27,6 +27,10 @@ class Failures:
                 return None
             return self._rng.choice(sorted(errors.SERVER_ERRORS))
 
+    def jitter(self, most: float) -> float:
+        """A seeded delay in [0, most) seconds."""
+        with self._lock:
+            return self._rng.uniform(0.0, most)
 
 
 class SandboxState:

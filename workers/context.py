@@ -14,10 +14,10 @@ from app.sync.components import build_extractor as build_configured_extractor
 from app.sync.components import build_warehouse as build_configured_warehouse
 from app.sync.plan import ComponentConfig
 from app.warehouses import Warehouse
+from broker import ratelimit
 from broker.barrier import Barrier
 from broker.guard import OverlapGuard
 from broker.ratelimit import RedisRateLimiter
-from broker.ratestats import CountingRateLimiter
 from broker.status import RunStatus, redis_client
 
 
@@ -34,10 +34,9 @@ def barrier() -> Barrier:
 
 
 @lru_cache(maxsize=1)
-def shared_rate_limiter() -> CountingRateLimiter:
+def shared_rate_limiter() -> RedisRateLimiter:
     """The rate limiter every extract worker (and in-process run) shares through Redis."""
-    limiter = RedisRateLimiter(redis_client(), get_settings().airtable_requests_per_second)
-    return CountingRateLimiter(limiter, redis_client())  # counts requests and 429s per base
+    return ratelimit.shared_rate_limiter(redis_client())
 
 
 @lru_cache(maxsize=1)

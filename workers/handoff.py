@@ -14,9 +14,9 @@ from typing import Any
 
 from celery import Task
 
-from app.errors import TransientError
+from app.errors import ConveyorError, TransientError
 from app.sync.plan import TableSync
-from app.sync.states import FINAL_RUN_STATES, TableState
+from app.sync.states import FINAL_RUN_STATES, RunState, TableState
 from broker import policies
 from broker.celery_app import celery_app
 from workers.context import barrier, keep_alive, status_store
@@ -53,21 +53,24 @@ class SyncTask(Task):  # Celery is untyped: Task is Any to mypy
             self.record(sync.run_id, sync.table.table_id, "retrying", error=str(exc))
 
     def on_failure(self, exc: BaseException, task_id: str, args: Any, kwargs: Any, einfo: Any) -> None:
-        sync = _sync_in(args)
-        if sync is None:
-            return
         error = str(exc) if isinstance(exc, Exception) and str(exc) else type(exc).__name__
         if isinstance(exc, TransientError):
             error = f"{error} (gave up after {self.max_retries} retries)"
         elif not _is_ours(exc):
             error = f"internal error in {self.name}: {type(exc).__name__}: {exc}"
+        sync = _sync_in(args)
+        if sync is None:  # a run-level step (plan_run, finish_run): the run ends failed
+            run_id = args[0].get("run_id") if args and isinstance(args[0], dict) else (
+                args[0] if args and isinstance(args[0], str) else None)
+            if run_id:
+                self.record(run_id, None, "failed", error=error)
+                status_store().set_state(run_id, RunState.FAILED, error=error)
+            return
         self.record(sync.run_id, sync.table.table_id, "failed", error=error)
         end_table(sync, TableState.FAILED, f"{self.name.removeprefix('conveyor.')}: {error}")
 
 
 def _is_ours(exc: BaseException) -> bool:
-    from app.errors import ConveyorError
-
     return isinstance(exc, ConveyorError)
 
 

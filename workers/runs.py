@@ -111,8 +111,8 @@ def run_step(self: Task, previous: Any, run_id: str, workflow: str, step: str) -
         _end_cancelled(run_id)
         raise ConveyorCancelled(run_id)
     status.set_state(run_id, RunState.RUNNING)
-    instance = workflow_class(workflow)()
     try:
+        instance = workflow_class(workflow)()
         if instance.steps()[0].name == step:  # type: ignore[attr-defined]
             instance.call_hook("before_run")
         result = instance.run_step(step, previous)  # type: ignore[attr-defined]

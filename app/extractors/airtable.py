@@ -18,7 +18,7 @@ from app.errors import (
 )
 from app.extractors.airtable_session import RateLimitedSession
 from app.extractors.base import Page, TabularExtractor
-from app.extractors.ratelimit import RateLimiter, shared_local_limiter
+from app.extractors.ratelimit import RateLimiter, shared_local_limiter, token_fingerprint
 from app.settings import connection_variable, get_settings
 
 log = logging.getLogger(__name__)
@@ -70,8 +70,9 @@ class AirtableExtractor(TabularExtractor):
         self.table_names = tables if tables is not None else settings.airtable_table_list
         rate = requests_per_second or settings.airtable_requests_per_second
         self.session = RateLimitedSession(
-            rate_limiter or shared_local_limiter(rate),
+            rate_limiter or shared_local_limiter(rate, settings.airtable_token_requests_per_second),
             base_key=f"{self.api_url}/{base_id}",
+            token_key=token_fingerprint(api_key, self.api_url, settings.fingerprint_key),
             penalty_seconds=(
                 penalty_seconds if penalty_seconds is not None
                 else settings.airtable_rate_limit_penalty_seconds
@@ -132,12 +133,20 @@ class AirtableExtractor(TabularExtractor):
             raise ConfigurationError(f"table {table.name!r} is no longer in base {self.base_id}")
         return TableSchema(table=table, fields=tuple(_field_spec(f) for f in meta["fields"]))
 
-    def iter_pages(self, table: TableRef, cursor: str | None = None) -> Iterator[Page]:
-        """Pages of at most 100 records, in Airtable's order, resuming after ``cursor``."""
+    def iter_pages(self, table: TableRef, cursor: str | None = None,
+                   formula: str | None = None) -> Iterator[Page]:
+        """Pages of at most 100 records, in Airtable's order, resuming after ``cursor``.
+
+        ``formula`` (``filterByFormula``) lists only the records it keeps, e.g. one
+        partition's window (``app.extractors.partitions``); a cursor resumes only the listing
+        with the same formula.
+        """
         url = self.api.table(self.base_id, table.table_id).urls.records
         offset = cursor
         while True:
             options: dict[str, Any] = {"page_size": PAGE_SIZE}
+            if formula:
+                options["formula"] = formula
             if offset:
                 options["offset"] = offset
             body = self._call("GET", url, f"table {table.name!r}", options=options)

@@ -7,6 +7,8 @@ from collections.abc import Callable
 from typing import Any
 
 import requests
+import urllib3
+from requests.adapters import HTTPAdapter
 from tenacity import (
     RetryCallState,
     Retrying,
@@ -43,6 +45,7 @@ class RateLimitedSession(requests.Session):
         limiter: RateLimiter,
         *,
         base_key: str,
+        token_key: str | None = None,
         penalty_seconds: float,
         max_attempts: int = 6,
         max_penalties: int = 20,
@@ -51,6 +54,8 @@ class RateLimitedSession(requests.Session):
         super().__init__()
         self.limiter = limiter
         self.base_key = base_key
+        # A keyed fingerprint of the token (never the token): its 50 req/s span every base.
+        self.token_key = token_key
         self.penalty_seconds = penalty_seconds
         self.max_attempts = max_attempts
         self.max_penalties = max_penalties
@@ -79,9 +84,6 @@ class RateLimitedSession(requests.Session):
 
     def _send_within_limits(self, method: str | bytes, url: str | bytes, *args: Any, **kwargs: Any) -> Any:
         for _ in range(self.max_penalties):
-            waited = self.limiter.acquire(self.base_key)
-            if waited > 0.5 and self.on_wait:
-                self.on_wait("rate limit", waited)
             response = super().request(str(method, "ascii") if isinstance(method, bytes) else method,
                                        url, *args, **kwargs)
             if response.status_code == 429:
@@ -99,6 +101,43 @@ class RateLimitedSession(requests.Session):
             f"Airtable kept answering 429 for base {self.base_key} "
             f"after {self.max_penalties} waits of {self.penalty_seconds:.0f} s"
         )
+
+    def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:
+        """Wait for the base's and the token's turn, then send at once.
+
+        The turn is taken here, after ``request()`` has prepared everything, so nothing but
+        the socket write stands between the limiter's admission and the server's count.
+        """
+        self._connect_ahead(request, kwargs)
+        waited = self.limiter.acquire(self.base_key, self.token_key)
+        if waited > 0.5 and self.on_wait:
+            self.on_wait("rate limit", waited)
+        return super().send(request, **kwargs)
+
+    def _connect_ahead(self, request: requests.PreparedRequest, kwargs: dict[str, Any]) -> None:
+        """Open the pooled connection (TCP and TLS) before taking a turn, not after.
+
+        The server counts a request when it arrives; a handshake between the limiter's
+        admission and the request would make a fresh connection's first request arrive late
+        by the handshake, crowding the request sent a window later.
+        """
+        if kwargs.get("proxies") or request.url is None:
+            return  # requests resolves proxies itself; let it connect as usual
+        adapter = self.get_adapter(request.url)
+        if not isinstance(adapter, HTTPAdapter):
+            return
+        verify = kwargs.get("verify", True)
+        try:
+            pool = adapter.get_connection_with_tls_context(request, verify, cert=kwargs.get("cert"))
+            adapter.cert_verify(pool, request.url, verify, kwargs.get("cert"))
+            conn = pool._get_conn()  # closes a connection the server dropped
+            try:
+                if not conn.is_connected:
+                    conn.connect()
+            finally:
+                pool._put_conn(conn)
+        except (OSError, urllib3.exceptions.HTTPError, requests.RequestException):
+            pass  # the request itself will meet and report the same failure, with retries
 
     @staticmethod
     def _log_retry(state: RetryCallState) -> None:

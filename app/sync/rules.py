@@ -1,7 +1,8 @@
 """The rules that decide what happens next in a sync, as plain functions (no I/O).
 
-Both drivers, the in-process ``ETLWorkflow.run`` and the Celery tasks, call these; the Lua in
-``broker/status.py`` keeps the distributed counters but decides nothing these do not.
+Both drivers, the in-process ``ETLWorkflow.run`` and the Celery tasks, call these. Only the
+fan-in — a table is complete when every batch of its listing's last epoch is loaded — is
+counted where the batches are recorded, atomically, by the barrier's Lua (``broker/barrier.py``).
 """
 
 from __future__ import annotations
@@ -56,8 +57,3 @@ def gives_up(listing: Listing) -> bool:
     """True when the source made no progress for too many slices in a row."""
     return listing.stalls > MAX_STALLS
 
-
-def table_complete(expected: int | None, loaded: int) -> bool:
-    """A table's batches are all loaded once its listing ended and every batch of its last
-    epoch is in the warehouse."""
-    return expected is not None and loaded >= expected

@@ -1,9 +1,10 @@
-"""Warehouses: SQL databases (SQLite, PostgreSQL) that Conveyor loads source tables into.
+"""Warehouses: SQL databases (SQLite, PostgreSQL, DuckDB) that Conveyor loads source tables into.
 
 Every source table becomes one data table, ``<source>__<table name in snake_case>``, with
 Conveyor's columns ``__id`` (text primary key: the record id), ``__created_time``,
 ``__run_id`` (the run that last wrote the row) and ``__unfit`` (JSON: ``{field name: value}``
-for every value that did not fit its column, kept whole), then one column per field.
+for every value its column cannot hold, every formula error, and the original of every value
+its column holds converted; see ``rows.place``), then one column per field.
 Identifiers are always quoted; names are snake_case ASCII of at most 63 bytes.
 
 What "lossless" means: ``read_records`` gives back each record the source sent, field by
@@ -33,11 +34,14 @@ json (and ``__unfit``)
     that looks like such a marker is stored escaped (see ``codec``). Any nesting depth the
     source's JSON had (50 levels is routine).
 
-A value that does not fit its column's kind (a formula's ``{"error": "#ERROR!"}`` in a number
-column) is kept whole in ``__unfit``. A field keeps its column across runs by field id: a
-renamed field reads back under its new name; a retyped field keeps its column's old kind
-(new values that do not fit go to ``__unfit``) unless the run replaces the table
-(``drop_tables``), which gives the column the new kind. A table may have up to 1600 fields
+Every value lands in its own column when the column holds it exactly or converted (a number
+in a text column as its canonical text, a numeric string in a number column: see
+``convert``), the original of a converted value kept in ``__unfit``; what the column cannot
+hold, and a formula's error object (``{"error": "#ERROR!"}``), leave it NULL and are kept
+whole in ``__unfit``. A field keeps its column across runs by field id: a renamed field reads
+back under its new name; a retyped field's column is migrated to the new kind in place, its
+stored values placed again by the same rules (``retype``), or, when the run replaces the
+table (``drop_tables``), created with the new kind. A table may have up to 1600 fields
 on PostgreSQL, 2000 on SQLite (Airtable allows 500); a PostgreSQL row must fit one 8 kB page
 after TOAST, and a record too wide for that (hundreds of short values) is stored with all
 its fields in ``__unfit`` and its field columns NULL.
@@ -75,16 +79,12 @@ from __future__ import annotations
 from app.errors import ConfigurationError
 from app.settings import get_settings
 from app.warehouses.base import Warehouse
+from app.warehouses.duck import DuckDBWarehouse
 from app.warehouses.failures import masked_url, parse_url
 from app.warehouses.postgres import PostgresWarehouse
 from app.warehouses.sqlite import SQLiteWarehouse
 
-__all__ = ["PostgresWarehouse", "SQLiteWarehouse", "Warehouse", "warehouse_for_url"]
-
-_CLASSES: dict[str, type[Warehouse]] = {
-    backend: cls for cls in (SQLiteWarehouse, PostgresWarehouse) for backend in cls.backends
-}
-
+__all__ = ["DuckDBWarehouse", "PostgresWarehouse", "SQLiteWarehouse", "Warehouse", "warehouse_for_url"]
 
 def warehouse_for_url(url: str | None = None, schema: str | None = None) -> Warehouse:
     """The warehouse for ``url``, of the class its scheme names.
@@ -96,13 +96,19 @@ def warehouse_for_url(url: str | None = None, schema: str | None = None) -> Ware
     Raises:
         ConfigurationError: the URL is invalid or names a database Conveyor does not support.
     """
+    from app.plugins import WAREHOUSES, load_plugins  # plug-ins import this package
+
     text = url if url is not None else get_settings().warehouse_url
     parsed = parse_url(text)
-    cls = _CLASSES.get(parsed.get_backend_name())
+    load_plugins()
+    # Later registrations win, so a plug-in may take over a built-in's scheme.
+    schemes = {backend: cls for cls in WAREHOUSES.values() for backend in cls.backends}
+    cls = schemes.get(parsed.get_backend_name())
     if cls is None:
         raise ConfigurationError(
             f"WAREHOUSE_URL {masked_url(parsed)} names an unsupported database"
-            f" {parsed.get_backend_name()!r}: use sqlite:///path/to/file.db or"
-            " postgresql://user:password@host:5432/database"
+            f" {parsed.get_backend_name()!r}: use sqlite:///path/to/file.db,"
+            " duckdb:///path/to/file.duckdb or postgresql://user:password@host:5432/database"
+            f" (schemes registered: {', '.join(sorted(schemes))})"
         )
     return cls(text, schema=schema)

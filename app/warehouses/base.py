@@ -11,10 +11,19 @@ from typing import Any, ClassVar
 import sqlalchemy as sa
 from sqlalchemy.types import TypeEngine
 
-from app.contracts import Batch, BatchResult, Column, Record, TableRef, TableSchema, TableTarget
+from app.contracts import (
+    Batch,
+    BatchResult,
+    Column,
+    Record,
+    RejectedRecord,
+    TableRef,
+    TableSchema,
+    TableTarget,
+)
 from app.errors import ConfigurationError
 from app.settings import get_settings
-from app.warehouses import ddl, loader, naming, rows, tables
+from app.warehouses import ddl, loader, naming, retype, rows, tables
 from app.warehouses.catalog import Catalog
 from app.warehouses.failures import masked_url, one_line, parse_url, scrub, translated
 
@@ -83,6 +92,27 @@ class Warehouse(ABC):
     def upsert(self, table: sa.Table, keys: Sequence[str], update: Sequence[str]) -> sa.Insert:
         """An INSERT that updates ``update`` on a ``keys`` conflict (does nothing if empty)."""
 
+    def change_column_types(
+        self, conn: sa.Connection, name: str, layout: Sequence[Column], retyped: Sequence[Column]
+    ) -> None:
+        """Give the ``retyped`` columns of table ``name`` the SQL types of their (new) kinds.
+
+        The hook of a retype (see ``retype.migrate``), called in the transaction that
+        prepares the table: the caller has saved the columns' values and writes them back
+        converted, so the columns may (and should) be left NULL in every row. The default
+        rebuilds the table (``retype.rebuild_with_types``): create it anew as ``layout``
+        says, copy the other columns, drop the old one, rename; any database with
+        transactional DDL and ``ALTER TABLE … RENAME TO`` supports that. A warehouse with
+        ``ALTER COLUMN … TYPE`` may override it to keep the table in place.
+
+        Args:
+            conn: A connection inside the write transaction, holding the catalog lock.
+            name: The data table.
+            layout: Every field column the table has, with the kinds it must have, in order.
+            retyped: The columns of ``layout`` whose kind changed.
+        """
+        retype.rebuild_with_types(conn, self, name, layout, retyped)
+
     def lock_catalog(self, conn: sa.Connection) -> None:  # noqa: B027 (optional hook)
         """Serialise catalog changes until the transaction ends (SQLite writers already are)."""
 
@@ -107,6 +137,21 @@ class Warehouse(ABC):
     def row_too_large(self, exc: sa.exc.DBAPIError) -> bool:
         """Whether ``exc`` says a row is too large as laid out (packing it may help)."""
         return False
+
+    def write_rows(
+        self,
+        conn: sa.Connection,
+        target: TableTarget,
+        pending: list[tuple[Record, dict[str, Any]]],
+        run_id: str,
+    ) -> list[RejectedRecord]:
+        """Upsert one batch's rows into ``target.write_to``; returns the refused records.
+
+        The default sends the batch as one executemany of the upsert and sets refused rows
+        aside with savepoints (``loader.write_rows``); a dialect with a faster bulk path
+        (DuckDB's Arrow scan) overrides it.
+        """
+        return loader.write_rows(conn, self, target, pending, run_id)
 
     @abstractmethod
     def _diagnose(self, exc: sa.exc.DBAPIError) -> str:
@@ -217,9 +262,11 @@ class Warehouse(ABC):
         """Create (or extend) the table that ``schema``'s records load into.
 
         A field keeps its column across runs (by ``FieldSpec.key``) and a table its name (by
-        source and table id). With ``replace`` the rows go to a fresh staging table that
-        ``finish_table`` swaps in. Calling this again for the same run and table returns
-        the same target and keeps the rows already loaded.
+        source and table id). Without ``replace``, a column whose field's type now gives
+        another kind is migrated to it here, every stored value kept (``retype.migrate``).
+        With ``replace`` the rows go to a fresh staging table that ``finish_table`` swaps
+        in. Calling this again for the same run and table returns the same target and keeps
+        the rows already loaded.
 
         Args:
             schema: The table's fields, with kinds from ``kinds.detect_schema`` (a field

@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from sqlalchemy.schema import CreateColumn
 from sqlalchemy.types import TypeEngine
 
-from app.contracts import Column
+from app.contracts import Column, Record, RejectedRecord, TableTarget
 from app.warehouses import kinds, naming
 
 
@@ -33,6 +33,12 @@ class Flavor(Protocol):
         """Serialise catalog changes (name allocation, DDL) until the transaction ends."""
         ...
 
+    def change_column_types(
+        self, conn: sa.Connection, name: str, layout: Sequence[Column], retyped: Sequence[Column]
+    ) -> None:
+        """Give the ``retyped`` columns of table ``name`` their kinds' SQL types, NULL in every row."""
+        ...
+
     @property
     def exact_floats(self) -> bool:
         """Whether a number column gives NaN and -0.0 back (else they go to ``__unfit``)."""
@@ -49,6 +55,16 @@ class Flavor(Protocol):
 
     def row_too_large(self, exc: sa.exc.DBAPIError) -> bool:
         """Whether ``exc`` says a row is too large for the database as it was laid out."""
+        ...
+
+    def write_rows(
+        self,
+        conn: sa.Connection,
+        target: TableTarget,
+        pending: list[tuple[Record, dict[str, Any]]],
+        run_id: str,
+    ) -> list[RejectedRecord]:
+        """Upsert the rows of one batch; the records the database refused, with why."""
         ...
 
 
@@ -90,17 +106,47 @@ def bare_table(flavor: Flavor, name: str) -> sa.Table:
 
 def table_exists(conn: sa.Connection, flavor: Flavor, name: str) -> bool:
     """Whether ``name`` exists in the warehouse's schema (seen from this transaction)."""
+    if _catalog_reflection(conn):
+        return name in _duckdb_tables(conn, flavor, name)
     return sa.inspect(conn).has_table(name, schema=flavor.schema)
 
 
 def table_names(conn: sa.Connection, flavor: Flavor) -> set[str]:
     """Every table in the warehouse's schema, Conveyor's or not."""
+    if _catalog_reflection(conn):
+        return _duckdb_tables(conn, flavor)
     return set(sa.inspect(conn).get_table_names(schema=flavor.schema))
 
 
 def column_names(conn: sa.Connection, flavor: Flavor, name: str) -> set[str]:
     """The columns ``name`` physically has."""
+    if _catalog_reflection(conn):
+        query = sa.text(
+            "SELECT column_name FROM duckdb_columns()"
+            " WHERE schema_name = coalesce(:schema, current_schema()) AND table_name = :name"
+            " AND database_name = current_database()"
+        )
+        return set(conn.execute(query, {"schema": flavor.schema, "name": name}).scalars())
     return {c["name"] for c in sa.inspect(conn).get_columns(name, schema=flavor.schema)}
+
+
+def _catalog_reflection(conn: sa.Connection) -> bool:
+    """Whether to read DuckDB's own catalog: duckdb-engine's inspector emulates PostgreSQL's
+    ``pg_catalog`` with queries (collations) that DuckDB cannot run."""
+    return conn.dialect.name == "duckdb"
+
+
+def _duckdb_tables(conn: sa.Connection, flavor: Flavor, name: str | None = None) -> set[str]:
+    query = (
+        "SELECT table_name FROM duckdb_tables() WHERE NOT temporary"
+        " AND schema_name = coalesce(:schema, current_schema())"
+        " AND database_name = current_database()"
+    )
+    params: dict[str, Any] = {"schema": flavor.schema}
+    if name is not None:
+        query += " AND table_name = :name"
+        params["name"] = name
+    return set(conn.execute(sa.text(query), params).scalars())
 
 
 def add_columns(conn: sa.Connection, table: sa.Table, names: Iterable[str]) -> None:

@@ -63,8 +63,11 @@ _AIRTABLE_KINDS: Final[dict[str, str]] = {
         TEXT,
     ),
 }
-#: Computed types whose values take the kind of ``FieldSpec.result_type``.
-_COMPUTED_TYPES: Final = frozenset({"formula", "rollup"})
+#: Computed types whose values take the kind of ``FieldSpec.result_type``, and which may
+#: send a formula error object instead of a value.
+COMPUTED_TYPES: Final = frozenset({"formula", "rollup"})
+#: The keys of Airtable's formula error objects: ``{"error": "#ERROR!"}``, ``{"specialValue": "NaN"}``.
+_FORMULA_ERROR_KEYS: Final = frozenset({"error", "specialValue"})
 
 _BIGINT_MIN: Final = -(2**63)
 _BIGINT_MAX: Final = 2**63 - 1
@@ -94,7 +97,7 @@ def kind_for_type(type_name: str | None, result_type: str | None = None) -> str 
     Returns:
         One of ``KINDS``, or None for an unknown type (or a computed one of unknown result).
     """
-    if type_name in _COMPUTED_TYPES:
+    if type_name in COMPUTED_TYPES:
         return _AIRTABLE_KINDS.get(result_type) if result_type else None
     return _AIRTABLE_KINDS.get(type_name) if type_name else None
 
@@ -133,7 +136,23 @@ def kind_for_field(field: FieldSpec, values: Sequence[Any] = ()) -> str:
         if field.kind not in KINDS:
             raise ValueError(f"field {field.name!r} has unknown kind {field.kind!r}")
         return field.kind
+    if field.type in COMPUTED_TYPES:
+        # An error says nothing about the kind of the formula's values.
+        values = [v for v in values if not is_formula_error(v)]
     return kind_for_type(field.type, field.result_type) or infer_kind(values)
+
+
+def is_formula_error(value: Any) -> bool:
+    """Whether ``value`` is a formula error object Airtable sends instead of a result.
+
+    ``{"error": "#ERROR!"}`` (or ``#DIV/0!`` …) and ``{"specialValue": "NaN"}`` (or
+    ``"Infinity"``): one key, a string. Only formula and rollup values are read this way
+    (``COMPUTED_TYPES``); in other fields such an object is data.
+    """
+    if not isinstance(value, dict) or len(value) != 1:
+        return False
+    ((key, item),) = value.items()
+    return key in _FORMULA_ERROR_KEYS and isinstance(item, str)
 
 
 def detect_schema(schema: TableSchema, sample: list[Record]) -> TableSchema:

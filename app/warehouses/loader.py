@@ -47,8 +47,7 @@ def load(
             rejected.append(RejectedRecord(rows.report_id(record), rows.report_text(str(exc))))
         else:
             pending.append((record, row))
-    upsert = _upsert_for(flavor, target.write_to, target.columns)  # type: ignore[arg-type]  # warehouses hash by identity
-    refused = _write(conn, flavor, upsert, pending, target, batch.run_id)
+    refused = flavor.write_rows(conn, target, pending, batch.run_id)
     result = BatchResult(
         run_id=batch.run_id,
         table_id=batch.table.table_id,
@@ -61,7 +60,7 @@ def load(
 
 
 @lru_cache(maxsize=32)
-def _upsert_for(flavor: Flavor, name: str, columns: tuple[Column, ...]) -> sa.Insert:
+def upsert_for(flavor: Flavor, name: str, columns: tuple[Column, ...]) -> sa.Insert:
     """The upsert of one table layout, built once: a fresh statement per batch would miss
     SQLAlchemy's compiled cache every time and grow it with each batch."""
     table = ddl.data_table(flavor, name, columns)
@@ -69,22 +68,23 @@ def _upsert_for(flavor: Flavor, name: str, columns: tuple[Column, ...]) -> sa.In
     return flavor.upsert(table, [naming.ID], updated)
 
 
-def _write(
+def write_rows(
     conn: sa.Connection,
     flavor: Flavor,
-    upsert: sa.Insert,
-    pending: list[tuple[Record, dict[str, Any]]],
     target: TableTarget,
+    pending: list[tuple[Record, dict[str, Any]]],
     run_id: str,
 ) -> list[RejectedRecord]:
-    """Execute ``upsert`` for every row; returns the rows the database refused, with why.
+    """Upsert every row into ``target``; returns the rows the database refused, with why.
 
     The batch goes in one statement. If the database refuses a row, each row goes in its
     own savepoint, so only the refused ones are left out; a row too large for the database
-    is tried once more with its fields packed into ``__unfit``.
+    is tried once more with its fields packed into ``__unfit``. (The default of
+    ``Warehouse.write_rows``; a warehouse with a faster bulk path overrides that.)
     """
     if not pending:
         return []
+    upsert = upsert_for(flavor, target.write_to, target.columns)  # type: ignore[arg-type]  # warehouses hash by identity
     try:
         with conn.begin_nested():
             conn.execute(upsert, [row for _, row in pending])

@@ -109,6 +109,12 @@ def retired_name(source: str, table_id: str, run_id: str) -> str:
     return f"{INTERNAL_PREFIX}old_{_digest(source, table_id, run_id)}"
 
 
+def scratch_name(purpose: str, table: str) -> str:
+    """A scratch table for one step (``retype``, ``rebuild``) on ``table``; it lives only
+    inside that step's transaction."""
+    return f"{INTERNAL_PREFIX}{purpose}_{_digest(table)}"
+
+
 def _digest(*parts: str) -> str:
     data = "\x00".join(parts).encode("utf-8")
     return hashlib.sha1(data, usedforsecurity=False).hexdigest()[:_HASH_CHARS]

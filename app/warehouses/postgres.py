@@ -10,6 +10,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.types import TypeEngine
 
+from app.contracts import Column
 from app.errors import ConfigurationError
 from app.settings import get_settings
 from app.warehouses import codec, ddl, kinds, naming
@@ -78,6 +79,20 @@ class PostgresWarehouse(Warehouse):
 
     def upsert(self, table: sa.Table, keys: Sequence[str], update: Sequence[str]) -> sa.Insert:
         return ddl.on_conflict_upsert(postgresql.insert, table, keys, update)
+
+    def change_column_types(
+        self, conn: sa.Connection, name: str, layout: Sequence[Column], retyped: Sequence[Column]
+    ) -> None:
+        # In place, one rewrite for all columns: the table keeps its grants, comments and
+        # column order. The values were saved by the caller, who writes them back converted.
+        table = ddl.data_table(self, name, retyped)
+        preparer = conn.dialect.identifier_preparer
+        clauses = ", ".join(
+            f"ALTER COLUMN {preparer.format_column(table.c[col.column])}"
+            f" TYPE {self.type_for(col.kind).compile(dialect=conn.dialect)} USING NULL"
+            for col in retyped
+        )
+        conn.exec_driver_sql(f"ALTER TABLE {preparer.format_table(table)} {clauses}")
 
     def lock_catalog(self, conn: sa.Connection) -> None:
         # Two processes preparing tables at once would both pick the same free name, and

@@ -9,7 +9,7 @@ from datetime import datetime
 from typing import Any, Final
 
 from app.contracts import Column, Record
-from app.warehouses import kinds, naming
+from app.warehouses import convert, kinds, naming
 
 #: The longest reason (and reported id) kept for a rejected record: reports stay one line.
 MAX_REPORT_CHARS: Final = 300
@@ -30,8 +30,9 @@ def to_row(
 ) -> dict[str, Any]:
     """The row that stores ``record`` in a table with ``columns``.
 
-    A None value counts as absent. A value that does not fit its column's kind, and every
-    field the table has no column for, goes to ``__unfit`` as ``{field name: value}``.
+    A None value counts as absent. Each value goes where ``place`` says; ``__unfit`` keeps
+    ``{field name: value}`` for the values it keeps and for every field the table has no
+    column for.
 
     Args:
         record: The source record.
@@ -69,18 +70,50 @@ def to_row(
             absent_false = col.source_type == kinds.CHECKBOX and col.kind == kinds.BOOLEAN
             row[col.column] = False if absent_false and not packed else None
             continue
-        stored = kinds.to_column(col.kind, value)
-        if stored is not kinds.MISFIT and not exact_floats and col.kind == kinds.NUMBER:
-            stored = stored if _exact_everywhere(stored) else kinds.MISFIT
-        if stored is kinds.MISFIT:
+        row[col.column], keep = place(col, value, exact_floats=exact_floats)
+        if keep:
             unfit[col.field_name] = value
-            stored = None
-        row[col.column] = stored
     mapped = set() if packed else {col.field_name for col in columns}
     unfit.update((k, v) for k, v in fields.items() if k not in mapped and v is not None)
     row[naming.UNFIT] = unfit or None
     _check_storable(record_id, fields, unfit, allows_nul=allows_nul)
     return row
+
+
+def place(column: Column, value: Any, *, exact_floats: bool = True) -> tuple[Any, bool]:
+    """Where a non-None source value of ``column``'s field goes.
+
+    The rules, the same on every warehouse and in a retype's migration:
+
+    - a value the column gives back as it is (``kinds.to_column``) goes in the column alone;
+    - a value the column holds converted (``convert.to_column_by_conversion``: a number in
+      a text column as its text, a numeric string in a number column…) goes in the column
+      converted, and ``__unfit`` keeps the original, so reading the record gives it back;
+    - a formula error object (``kinds.is_formula_error``, formula and rollup fields only)
+      and any other value leave the column NULL and go to ``__unfit``.
+
+    Args:
+        column: The field's column.
+        value: The source value (not None).
+        exact_floats: Whether the database's number column keeps NaN and -0.0.
+
+    Returns:
+        The column's value (None: NULL), and whether ``__unfit`` keeps ``value``.
+    """
+    if column.source_type in kinds.COMPUTED_TYPES and kinds.is_formula_error(value):
+        return None, True
+    stored = kinds.to_column(column.kind, value)
+    if stored is not kinds.MISFIT and _holds(column.kind, stored, exact_floats):
+        return stored, False
+    stored = convert.to_column_by_conversion(column.kind, value)
+    if stored is not kinds.MISFIT and _holds(column.kind, stored, exact_floats):
+        return stored, True
+    return None, True
+
+
+def _holds(kind: str, stored: Any, exact_floats: bool) -> bool:
+    """Whether the database gives ``stored`` back (SQLite's REAL loses NaN and -0.0)."""
+    return exact_floats or kind != kinds.NUMBER or _exact_everywhere(stored)
 
 
 def split_superseded(records: Iterable[Record]) -> tuple[list[Record], list[Record]]:

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 
 import sqlalchemy as sa
 
 from app.contracts import Column, FieldSpec, TableRef, TableSchema, TableTarget
 from app.errors import WarehouseError
-from app.warehouses import ddl, kinds, naming
+from app.warehouses import ddl, kinds, naming, retype
 from app.warehouses.catalog import Catalog, TableEntry
 from app.warehouses.ddl import Flavor
 
@@ -35,7 +36,6 @@ def prepare(
         if ddl.table_exists(conn, flavor, stage):
             # A redelivered prepare: keep the staging table and the rows already in it.
             known = catalog.column_map(conn, stage)
-            keep_kinds = True
         elif catalog.loaded_batches(conn, run_id, table.table_id, sql_table=stage):
             raise WarehouseError(
                 f"table {table.name!r}: the staging table of run {run_id} was dropped"
@@ -44,11 +44,10 @@ def prepare(
         else:
             # A fresh table: fields keep their live column names, kinds follow the schema.
             known = catalog.column_map(conn, live)
-            keep_kinds = False
-        columns = _sync(conn, flavor, catalog, stage, fields, known, keep_kinds=keep_kinds)
+        columns = _sync(conn, flavor, catalog, stage, fields, known)
         return TableTarget(run_id=run_id, table=table, name=live, columns=columns, staging=stage)
     known = catalog.column_map(conn, live)
-    columns = _sync(conn, flavor, catalog, live, fields, known, keep_kinds=True)
+    columns = _sync(conn, flavor, catalog, live, fields, known)
     return TableTarget(run_id=run_id, table=table, name=live, columns=columns)
 
 
@@ -108,21 +107,22 @@ def _sync(
     sql_table: str,
     fields: Sequence[FieldSpec],
     known: Sequence[Column],
-    *,
-    keep_kinds: bool,
 ) -> tuple[Column, ...]:
     """Map ``fields`` to columns of ``sql_table`` and make the table have them.
 
-    A field without a kind gets its type's (``text`` if unknown: there is no sample here).
-    A field in ``known`` (by key) keeps its column name, and its kind too if ``keep_kinds``
-    (an existing column is never retyped: misfits go to ``__unfit``). A new field gets a new
-    name, unused by any known or physical column.
+    A field in ``known`` (by key) keeps its column name; a new field gets a new name, unused
+    by any known or physical column. A column takes its field's kind (a field without one
+    gets its type's, ``text`` if unknown: there is no sample here). An existing column whose
+    field's type now gives another kind is migrated (``retype.migrate``); a column whose
+    kind was inferred from values (an untyped field, a formula of unknown result) keeps it,
+    so a sample without values cannot flip it to ``text`` and back each run.
     """
     by_key = {col.field_key: col for col in known}
     exists = ddl.table_exists(conn, flavor, sql_table)
     physical = ddl.column_names(conn, flavor, sql_table) if exists else set()
     taken = {col.column for col in known} | physical
-    columns = []
+    columns: list[Column] = []
+    changes: list[tuple[Column, Column]] = []
     for field in fields:
         kind = kinds.kind_for_field(field)
         old = by_key.get(field.key)
@@ -131,11 +131,20 @@ def _sync(
             taken.add(name)
         else:
             name = old.column
-            kind = old.kind if keep_kinds else kind
-        columns.append(Column(field.key, field.name, name, kind, source_type=field.type))
+        column = Column(field.key, field.name, name, kind, source_type=field.type)
+        if old is not None and old.column in physical and old.kind != kind:
+            if kinds.kind_for_type(field.type, field.result_type) is None:
+                column = dataclasses.replace(column, kind=old.kind)
+            else:
+                changes.append((old, column))
+        columns.append(column)
     table = ddl.data_table(flavor, sql_table, columns)
     if exists:
         ddl.add_columns(conn, table, [c.column for c in columns if c.column not in physical])
+        # Columns of fields the source no longer has are still there, with their values.
+        current = {c.column for c in columns}
+        layout = [*columns, *(c for c in known if c.column in physical and c.column not in current)]
+        retype.migrate(conn, flavor, sql_table, changes, layout)
     else:
         table.create(conn)
     catalog.save_columns(conn, sql_table, columns)

@@ -11,7 +11,7 @@ import sys
 import typer
 
 from app.errors import ConveyorError
-from broker.cli import check, demo, local, metrics, remote, schedules
+from broker.cli import check, demo, local, metrics, plugins, remote, schedules
 
 # Locals in a traceback could include a URL with its password.
 cli = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__,
@@ -22,6 +22,7 @@ demo.register(cli)
 schedules.register(cli)
 check.register(cli)
 metrics.register(cli)
+plugins.register(cli)
 
 
 def import_user_modules() -> None:

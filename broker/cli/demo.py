@@ -27,10 +27,16 @@ from broker.local_stack import private_redis, redis_answers, worker_pool
 def demo(
     rows: Annotated[int, typer.Option(help="Records in the largest sample table")] = 600,
     in_process: Annotated[bool, typer.Option("--in-process", help="Skip the workers")] = False,
+    warehouse: Annotated[str | None, typer.Option(
+        help="Warehouse URL, e.g. duckdb:///data/demo.duckdb (default WAREHOUSE_URL)")] = None,
 ) -> None:
-    """Start the sandbox with sample data, sync it through an extract and a load worker into the
-    warehouse (WAREHOUSE_URL, default SQLite), and show what landed."""
+    """Start the sandbox with sample data, sync it through an extract and a load worker into
+    the warehouse (--warehouse, else WAREHOUSE_URL, default SQLite), and show what landed."""
     from sandbox import SandboxConfig, build_base, run_sandbox
+
+    if warehouse is not None:
+        warehouse_for_url(warehouse)  # a bad URL fails here, in one line, before anything starts
+        _use({"WAREHOUSE_URL": warehouse})
 
     config = SandboxConfig(token="demo-token")
     with run_sandbox([build_base(SANDBOX_BASE_ID, demo_tables(rows))], config) as server:

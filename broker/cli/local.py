@@ -79,23 +79,36 @@ def run_in_process(
 
 
 def sandbox(
-    port: Annotated[int, typer.Option(help="Port to listen on (127.0.0.1)")] = 8765,
+    port: Annotated[int, typer.Option(help="Port to listen on")] = 8765,
     rows: Annotated[int, typer.Option(help="Records in the largest table")] = 600,
     token: Annotated[str, typer.Option(help="Bearer token the sandbox accepts")] = "sandbox-token",
     rate: Annotated[float, typer.Option(help="Requests per second per base (0: unlimited)")] = 5.0,
     penalty: Annotated[float, typer.Option(help="Seconds a base is refused after a 429")] = 30.0,
+    host: Annotated[str, typer.Option(help="Address to listen on (0.0.0.0 in a container)")] = "127.0.0.1",
+    use_settings: Annotated[bool, typer.Option(
+        "--use-settings",
+        help="Accept AIRTABLE_API_KEY and serve AIRTABLE_BASE_ID from the settings (.env), so the "
+             "workers reach the sandbox with the variables they would use for Airtable")] = False,
 ) -> None:
     """Serve a local Airtable-compatible API with seeded sample data until interrupted."""
+    from app.settings import get_settings
     from sandbox import SandboxConfig, build_base, serve_forever
 
-    base = build_base(SANDBOX_BASE_ID, demo_tables(rows))
+    base_id = SANDBOX_BASE_ID
+    if use_settings:
+        settings = get_settings()
+        if settings.airtable_api_key is None or not settings.airtable_base_id:
+            raise typer.BadParameter("--use-settings needs AIRTABLE_API_KEY and AIRTABLE_BASE_ID set")
+        token, base_id = settings.airtable_api_key.get_secret_value(), settings.airtable_base_id
+    base = build_base(base_id, demo_tables(rows))
     config = SandboxConfig(token=token, requests_per_second=rate, penalty_seconds=penalty)
-    out_console.print(f"Airtable sandbox on http://127.0.0.1:{port}  base {base.id}  "
+    shown_token = "<AIRTABLE_API_KEY>" if use_settings else token
+    out_console.print(f"Airtable sandbox on http://{host}:{port}  base {base.id}  "
                       f"tables {', '.join(t.name for t in base.tables)}", soft_wrap=True)
     # Plain print: the export line must stay one copy-pasteable line at any terminal width.
-    print(f"export AIRTABLE_API_URL=http://127.0.0.1:{port} AIRTABLE_BASE_ID={base.id} "
-          f"AIRTABLE_API_KEY={token}", flush=True)
-    serve_forever([base], config, "127.0.0.1", port)
+    print(f"export AIRTABLE_API_URL=http://{host}:{port} AIRTABLE_BASE_ID={base.id} "
+          f"AIRTABLE_API_KEY={shown_token}", flush=True)
+    serve_forever([base], config, host, port)
 
 
 def demo_tables(rows: int) -> dict[str, int]:

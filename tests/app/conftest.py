@@ -7,14 +7,14 @@ from collections.abc import Callable, Iterator, Sequence
 import pytest
 
 from app.contracts import Batch, FieldSpec, Record, TableRef, TableSchema, TableTarget
-from app.warehouses import PostgresWarehouse, SQLiteWarehouse, Warehouse
+from app.warehouses import DuckDBWarehouse, PostgresWarehouse, SQLiteWarehouse, Warehouse
 from app.warehouses.kinds import detect_schema
 from tests.conftest import TEST_PG_URL
 
 OpenWarehouse = Callable[[], Warehouse]
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
+@pytest.fixture(params=["sqlite", "postgres", "duckdb"])
 def open_warehouse(request: pytest.FixtureRequest, tmp_path) -> Iterator[OpenWarehouse]:
     """Opens the test's warehouse; each call is a new instance (like another process)."""
     if request.param == "postgres":
@@ -22,6 +22,10 @@ def open_warehouse(request: pytest.FixtureRequest, tmp_path) -> Iterator[OpenWar
 
         def open_one() -> Warehouse:
             return PostgresWarehouse(TEST_PG_URL, schema=schema)
+    elif request.param == "duckdb":
+
+        def open_one() -> Warehouse:
+            return DuckDBWarehouse(f"duckdb:///{tmp_path}/warehouse.duckdb")
     else:
 
         def open_one() -> Warehouse:

@@ -2,7 +2,7 @@
 
 import time
 
-from app.extractors.ratelimit import LocalRateLimiter
+from app.extractors.ratelimit import LocalRateLimiter, token_fingerprint, token_rate
 
 
 def test_pacing_stays_under_a_strict_sliding_window():
@@ -20,3 +20,26 @@ def test_a_penalty_holds_back_the_next_request():
     limiter.penalize("base", 0.3)
     assert limiter.acquire("base") >= 0.25
     assert limiter.acquire("other") == 0
+
+
+def test_one_token_is_paced_across_bases():
+    limiter = LocalRateLimiter(requests_per_second=10, token_requests_per_second=20, margin=1.0)
+    started = time.monotonic()
+    for i in range(21):
+        limiter.acquire(f"base-{i % 3}", "fp")
+    assert time.monotonic() - started >= 0.95
+
+
+def test_a_raised_base_limit_is_not_capped_by_the_token_limit():
+    assert token_rate(10_000, 50) == 10_000
+    assert token_rate(5, 50) == 50
+    assert token_rate(0, 50) == 0.0
+
+
+def test_token_fingerprints_are_keyed_and_do_not_contain_the_token():
+    token = "patABCDEF.0123456789"
+    plain = token_fingerprint(token, "https://api.airtable.com")
+    assert token not in plain and len(plain) == 32
+    assert plain == token_fingerprint(token, "https://api.airtable.com")
+    assert plain != token_fingerprint(token, "http://127.0.0.1:8765")
+    assert plain != token_fingerprint(token, "https://api.airtable.com", key=b"deployment secret")

@@ -65,7 +65,6 @@ def test_listing_rules():
     restarted = rules.restart(moved)
     assert (restarted.cursor, restarted.epoch, restarted.next_batch) == (None, 1, rules.EPOCH_SIZE)
     assert rules.epoch_of(restarted.next_batch + 3) == 1
-    assert rules.table_complete(3, 3) and not rules.table_complete(None, 3)
     assert TableState.CANCELLED.is_final and not TableState.RUNNING.is_final
 
 

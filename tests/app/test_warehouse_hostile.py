@@ -14,6 +14,7 @@ from app.warehouses import PostgresWarehouse, codec, naming
 from app.warehouses.kinds import detect_schema
 from tests.app.conftest import by_id, sync, table_schema
 from tests.support.compare import differences, same_float
+from tests.support.reflect import reflect
 
 NAN, INF = float("nan"), float("inf")
 SPECIAL_FLOATS = [NAN, INF, -INF, -0.0, 1e308, 5e-324, 0.30000000000000004]
@@ -39,7 +40,7 @@ def load(warehouse, records, schema=SCHEMA, *, run_id="run-1", batch_no=0, repla
 
 def raw_rows(warehouse, sql_table, text_columns=(naming.UNFIT,)):
     """The rows as stored, with ``text_columns`` read as the database's own JSON text."""
-    table = sa.Table(sql_table, sa.MetaData(schema=warehouse.schema), autoload_with=warehouse.engine)
+    table = reflect(warehouse.engine, sql_table, warehouse.schema)
     shown = [sa.cast(c, sa.Text).label(c.name) if c.name in text_columns else c for c in table.c]
     with warehouse.engine.connect() as conn:
         rows = conn.execute(sa.select(*shown).order_by(table.c[naming.ID])).mappings().all()
@@ -126,7 +127,7 @@ def test_non_finite_floats_and_negative_zero_read_back_exactly(warehouse):
         row, value = raw[record["id"]], record["fields"]["Amount"]
         strict_json(row[naming.UNFIT])
         strict_json(row["tags"])
-        in_column = isinstance(warehouse, PostgresWarehouse) or not (
+        in_column = warehouse.exact_floats or not (
             math.isnan(value) or math.copysign(1.0, value) < 0 and value == 0
         )
         if in_column:
@@ -323,26 +324,33 @@ AFTER = table_schema(
     FieldSpec("Amount text", "singleLineText", "fldAmount"),  # renamed and retyped
     FieldSpec("Label", "checkbox", "fldLabel"),  # retyped: absent means unticked
 )
-OLD_ROWS = [{"id": f"r{i}", "fields": {"Name": f"n{i}", "Amount": i + 0.5, "Label": "x"}} for i in range(3)]
+OLD_ROWS = [{"id": f"r{i}", "fields": {"Name": f"n{i}", "Amount": i + 0.5, "Label": "x"}} for i in range(4)]
 NEW_ROWS = [
     {"id": "r0", "fields": {"Full name": "n0", "Amount text": "0.5", "Label": True}},
     {"id": "r1", "fields": {"Full name": "n1", "Amount text": "1.5"}},
     {"id": "r2", "fields": {"Full name": "n2"}},
-]
+]  # r3 is gone from the source: an upsert keeps its row, which must be migrated too
 
 
 @pytest.mark.parametrize("replace", [False, True], ids=["upsert", "drop_tables"])
 def test_a_renamed_and_retyped_field_keeps_its_column_and_loses_nothing(warehouse, replace):
+    # Before issue 12 an upsert kept the old kinds and sent the new values to __unfit; now
+    # both paths give the columns their new kinds, the upsert by migrating the live table.
     first = sync(warehouse, BEFORE, OLD_ROWS, replace=replace)
     second = sync(warehouse, AFTER, NEW_ROWS, run_id="run-2", replace=replace)
     assert [c.column for c in second.columns] == [c.column for c in first.columns]
     assert [c.field_name for c in warehouse.columns_for(second.name)] == ["Full name", "Amount text", "Label"]
-    kinds = [c.kind for c in warehouse.columns_for(second.name)]
-    assert kinds == (["text", "text", "boolean"] if replace else ["text", "number", "text"])
-    assert differences(NEW_ROWS, list(warehouse.read_records(AFTER.table))) == []
+    assert [c.kind for c in warehouse.columns_for(second.name)] == ["text", "text", "boolean"]
+    back = by_id(list(warehouse.read_records(AFTER.table)))
+    assert differences(NEW_ROWS, [back[r["id"]] for r in NEW_ROWS]) == []
     raw = raw_rows(warehouse, second.name)
-    if not replace:  # the old kinds stay: what no longer fits is kept in __unfit
-        assert strict_json(raw["r0"][naming.UNFIT]) == {"Amount text": "0.5", "Label": True}
-        assert raw["r2"]["label"] is None and raw["r2"][naming.UNFIT] is None
-    else:
-        assert raw["r2"]["label"] is False and raw["r0"][naming.UNFIT] is None
+    assert raw["r2"]["label"] is False and raw["r0"][naming.UNFIT] is None
+    assert raw["r0"]["amount"] == "0.5" and raw["r0"]["label"] is True
+    if replace:
+        assert set(back) == {"r0", "r1", "r2"}
+        return
+    # The row the source no longer has was migrated as a load of its values would place
+    # them: 3.5 as text with the number kept, "x" (no checkbox) in __unfit.
+    assert raw["r3"]["amount"] == "3.5" and raw["r3"]["label"] is None
+    assert strict_json(raw["r3"][naming.UNFIT]) == {"Amount text": 3.5, "Label": "x"}
+    assert back["r3"]["fields"] == {"Full name": "n3", "Amount text": 3.5, "Label": "x"}

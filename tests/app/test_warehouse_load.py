@@ -13,6 +13,7 @@ from app.errors import WarehouseError
 from app.warehouses import PostgresWarehouse, naming
 from app.warehouses.kinds import detect_schema
 from tests.app.conftest import by_id, sync, table_schema
+from tests.support.reflect import reflect
 
 TYPED = table_schema(
     "Everything",
@@ -65,9 +66,7 @@ EXPECTED_REC1 = {
 
 
 def raw_rows(warehouse, sql_table):
-    table = sa.Table(
-        sql_table, sa.MetaData(schema=warehouse.schema), autoload_with=warehouse.engine
-    )
+    table = reflect(warehouse.engine, sql_table, warehouse.schema)
     with warehouse.engine.connect() as conn:
         rows = conn.execute(sa.select(table).order_by(table.c[naming.ID])).mappings().all()
     return [dict(row) for row in rows]

@@ -10,6 +10,7 @@ import sqlalchemy as sa
 from app.contracts import FieldSpec, TableRef
 from app.warehouses import naming
 from tests.app.conftest import by_id, sync, table_schema
+from tests.support.reflect import column_types
 
 VALID = re.compile(r"(?!__)[a-z_][a-z0-9_]*")
 LONG_A = "A very long field name that goes on and on past the limit of PostgreSQL, ending in A"
@@ -125,9 +126,7 @@ def test_hostile_names_round_trip_through_a_real_table(warehouse):
     assert [c.column for c in target.columns] == allocate(HOSTILE)
     assert by_id(list(warehouse.read_records(target.table))) == by_id(records)
     with warehouse.engine.connect() as conn:
-        physical = {
-            c["name"] for c in sa.inspect(conn).get_columns(target.name, schema=warehouse.schema)
-        }
+        physical = set(column_types(conn, target.name, warehouse.schema))
     assert physical == {*naming.SYSTEM_COLUMNS, *allocate(HOSTILE)}
 
 

@@ -9,6 +9,7 @@ from app.contracts import Batch, FieldSpec
 from app.errors import WarehouseError
 from app.warehouses.kinds import detect_schema
 from tests.app.conftest import by_id, sync, table_schema
+from tests.support.reflect import column_types, reflect, table_names
 
 SCHEMA = table_schema(
     "Clients",
@@ -32,9 +33,7 @@ def ids(warehouse, table=SCHEMA.table):
 
 
 def catalog_tables(warehouse):
-    columns = sa.Table(
-        "_conveyor_columns", sa.MetaData(schema=warehouse.schema), autoload_with=warehouse.engine
-    )
+    columns = reflect(warehouse.engine, "_conveyor_columns", warehouse.schema)
     with warehouse.engine.connect() as conn:
         return {row[0] for row in conn.execute(sa.select(columns.c.sql_table).distinct())}
 
@@ -51,7 +50,7 @@ def test_replace_leaves_the_live_table_alone_until_finish(open_warehouse):
     assert ids(reader) == sorted(r["id"] for r in NEW)
     assert by_id(list(reader.read_records(SCHEMA.table))) == by_id(NEW)
     with warehouse.engine.connect() as conn:
-        tables = set(sa.inspect(conn).get_table_names(schema=warehouse.schema))
+        tables = table_names(conn, warehouse.schema)
     assert not any(t.startswith(("_conveyor_stage_", "_conveyor_old_")) for t in tables)
     assert catalog_tables(warehouse) == {live.name}
 
@@ -132,21 +131,27 @@ def test_a_renamed_field_keeps_its_column_and_a_new_field_gets_a_new_one(warehou
     assert {c.field_key: c.column for c in third.columns} == columns
 
 
-def test_a_retyped_field_keeps_its_column_and_misfits_go_to_unfit(warehouse):
+def test_a_retyped_field_keeps_its_column_which_takes_the_new_kind(warehouse):
+    # Before issue 12 the column kept its old kind and the text went to __unfit.
     sync(warehouse, SCHEMA, OLD)
     retyped = table_schema(
         "Clients",
         FieldSpec("Name", "singleLineText", "fldName"),
         FieldSpec("Score", "singleLineText", "fldScore"),
     )
-    record = {"id": "old1", "fields": {"Name": "x", "Score": "high"}}
+    record = {"id": "old0", "fields": {"Name": "x", "Score": "high"}}
     target = sync(warehouse, retyped, [record], run_id="run-2")
-    assert {c.field_key: c.kind for c in target.columns}["fldScore"] == "number"
-    assert by_id(list(warehouse.read_records(SCHEMA.table)))["old1"]["fields"] == record["fields"]
-    # A replacing run builds a fresh table, so the new kind applies.
+    assert {c.field_key: c.kind for c in target.columns}["fldScore"] == "text"
+    columns = column_types(warehouse.engine, target.name, warehouse.schema)
+    assert isinstance(columns["score"], sa.Text)
+    back = by_id(list(warehouse.read_records(SCHEMA.table)))
+    assert back["old0"]["fields"] == record["fields"]
+    # Rows not loaded again were migrated: their numbers read back as they were sent.
+    assert [back[f"old{n}"]["fields"]["Score"] for n in range(1, 5)] == [1, 2, 3, 4]
+    # A replacing run builds a fresh table of the new kind too.
     replaced = sync(warehouse, retyped, [record], run_id="run-3", replace=True)
     assert {c.field_key: c.kind for c in replaced.columns}["fldScore"] == "text"
-    assert by_id(list(warehouse.read_records(SCHEMA.table)))["old1"]["fields"] == record["fields"]
+    assert by_id(list(warehouse.read_records(SCHEMA.table)))["old0"]["fields"] == record["fields"]
 
 
 def test_a_new_field_is_added_to_an_existing_table(warehouse):

@@ -40,6 +40,7 @@ from tests.deploy.files import (
 #: Every service built from our image; ``metrics`` has no Procfile entry (an optional extra).
 APP_SERVICES = (*SERVICE_PROCESS, "metrics")
 BACKING = ("redis", "postgres")
+DEMO = ("sandbox",)
 
 
 def compose_binary() -> Path:
@@ -67,10 +68,14 @@ def project(tmp_path_factory):
     return directory
 
 
-def run_compose(project: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    # COMPOSE_* and DOCKER_* settings of the caller's shell must not change what is checked.
+def run_compose(project: Path, *args: str,
+                extra_env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    # COMPOSE_* and DOCKER_* settings of the caller's shell must not change what is checked,
+    # nor the image variables deploy/local-images.sh exports.
     env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("COMPOSE_", "DOCKER_", "POSTGRES_"))}
+           if not k.startswith(("COMPOSE_", "DOCKER_", "POSTGRES_"))
+           and k not in ("CONVEYOR_BASE_IMAGE", "REDIS_IMAGE")}
+    env.update(extra_env or {})
     return subprocess.run([str(compose_binary()), *args], cwd=project, env=env,
                           capture_output=True, text=True, timeout=60)
 
@@ -113,9 +118,39 @@ def test_docker_compose_accepts_the_project(project):
         assert service["environment"]["CELERY_BROKER_URL"] == "redis://redis:6379/0"
         assert "@postgres:5432/" in service["environment"]["WAREHOUSE_URL"]
         assert service["build"]["context"] == str(project)
+        assert service["build"]["args"] == {"BASE_IMAGE": "python:3.11-slim"}
+    assert resolved["services"]["redis"]["image"] == "redis:7"
+    assert resolved["services"]["postgres"]["image"] == "postgres:16"
     # the postgres credentials come from .env by interpolation
     postgres_env = resolved["services"]["postgres"]["environment"]
     assert postgres_env["POSTGRES_PASSWORD"] == "change-me"
+
+
+def test_the_images_come_from_the_environment_when_set(project):
+    env = {"CONVEYOR_BASE_IMAGE": "conveyor-local/python:3.11", "REDIS_IMAGE": "conveyor-local/redis:7",
+           "POSTGRES_IMAGE": "conveyor-local/postgres:15"}
+    result = run_compose(project, "config", "--format", "json", extra_env=env)
+    assert result.returncode == 0, result.stderr
+    services = json.loads(result.stdout)["services"]
+    assert services["redis"]["image"] == "conveyor-local/redis:7"
+    assert services["postgres"]["image"] == "conveyor-local/postgres:15"
+    for name in APP_SERVICES:
+        assert services[name]["build"]["args"] == {"BASE_IMAGE": "conveyor-local/python:3.11"}
+
+
+def test_the_demo_profile_adds_the_sandbox_built_from_the_same_image(project):
+    plain = json.loads(run_compose(project, "config", "--format", "json").stdout)
+    assert "sandbox" not in plain["services"]
+    result = run_compose(project, "--profile", "demo", "config", "--format", "json")
+    assert result.returncode == 0, result.stderr
+    sandbox = json.loads(result.stdout)["services"]["sandbox"]
+    assert sandbox["image"] == plain["services"]["worker-load"]["image"]
+    argv = sandbox["command"]
+    assert argv[:3] == ["conveyor", "sandbox", "--use-settings"]
+    assert argv[argv.index("--host") + 1] == "0.0.0.0"
+    # the workers reach it by the service name, with the variables of real Airtable
+    assert argv[argv.index("--port") + 1] == "8765"
+    assert "ports" not in sandbox
 
 
 def test_docker_compose_refuses_to_start_without_a_postgres_password(project, tmp_path):
@@ -134,7 +169,8 @@ def test_docker_compose_refuses_to_start_without_a_postgres_password(project, tm
 def test_no_obsolete_version_key_and_the_expected_services():
     document = compose()
     assert "version" not in document
-    assert set(document["services"]) == {*BACKING, *APP_SERVICES}
+    assert set(document["services"]) == {*BACKING, *APP_SERVICES, *DEMO}
+    assert compose()["services"]["sandbox"]["profiles"] == ["demo"]
 
 
 @pytest.mark.parametrize("name", SCALED)
@@ -171,7 +207,8 @@ def test_workers_wait_for_the_warehouse_too(name):
 @pytest.mark.parametrize("name", APP_SERVICES)
 def test_app_services_share_the_image_and_take_configuration_from_env(name):
     service = compose()["services"][name]
-    assert service["build"] in (".", {"context": "."})
+    assert service["build"] == {"context": ".",
+                                "args": {"BASE_IMAGE": "${CONVEYOR_BASE_IMAGE:-python:3.11-slim}"}}
     assert service["image"] == compose()["services"]["worker-load"]["image"]
     env_files = service["env_file"]
     assert ".env" in ([env_files] if isinstance(env_files, str) else env_files)
@@ -188,7 +225,7 @@ def test_services_run_the_procfile_commands(name):
 
 def test_redis_persists_and_never_evicts_and_reports_health():
     redis = compose()["services"]["redis"]
-    assert redis["image"] == "redis:7"
+    assert redis["image"] == "${REDIS_IMAGE:-redis:7}"
     argv = command_argv(redis["command"])
     assert argv[0] == "redis-server"
     options = dict(zip(argv[1::2], argv[2::2], strict=True))
@@ -201,7 +238,7 @@ def test_redis_persists_and_never_evicts_and_reports_health():
 
 def test_postgres_reports_health_keeps_its_data_and_takes_credentials_from_env():
     postgres = compose()["services"]["postgres"]
-    assert postgres["image"] == "postgres:16"
+    assert postgres["image"] == "${POSTGRES_IMAGE:-postgres:16}"
     assert "pg_isready" in " ".join(postgres["healthcheck"]["test"])
     assert_named_volume(postgres, "/var/lib/postgresql/data")
     for name in ("POSTGRES_USER", "POSTGRES_PASSWORD", "POSTGRES_DB"):

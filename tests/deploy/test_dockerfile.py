@@ -29,9 +29,13 @@ def index_of(instructions, cmd, predicate=lambda c: True) -> int:
     raise AssertionError(f"no matching {cmd}")
 
 
-def test_one_stage_on_python_311_slim(instructions):
+def test_one_stage_whose_base_is_a_build_argument_defaulting_to_python_311_slim(instructions):
     froms = [c for c in instructions if c.cmd == "FROM"]
-    assert [c.value[0] for c in froms] == ["python:3.11-slim"]
+    assert [c.value[0] for c in froms] == ["${BASE_IMAGE}"]
+    # an ARG before FROM is the only kind FROM can read; its default is what users pull
+    first_from = instructions.index(froms[0])
+    args = [c.value[0] for c in instructions[:first_from] if c.cmd == "ARG"]
+    assert args == ["BASE_IMAGE=python:3.11-slim"]
 
 
 def test_runs_as_a_non_root_user(instructions):

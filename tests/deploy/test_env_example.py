@@ -43,10 +43,17 @@ def test_the_example_loads_as_settings():
     assert settings.airtable_table_list == []
 
 
-def test_every_variable_the_compose_file_interpolates_is_set():
-    active, _ = env_example_names()
-    used = set(re.findall(r"(?<!\$)\$\{([A-Z][A-Z0-9_]*)", COMPOSE_FILE.read_text()))
-    assert used and used <= active
+def test_every_variable_the_compose_file_interpolates_is_set_or_shown_with_its_default():
+    active, commented = env_example_names()
+    text = COMPOSE_FILE.read_text()
+    used = set(re.findall(r"(?<!\$)\$\{([A-Z][A-Z0-9_]*)", text))
+    defaults = dict(re.findall(r"(?<!\$)\$\{([A-Z][A-Z0-9_]*):-([^}]*)\}", text))
+    assert used and used - set(defaults) <= active
+    # a variable with a default in the compose file is documented, commented out, with it
+    shown = {line[2:].split("=", 1)[0]: line[2:].split("=", 1)[1]
+             for line in ENV_EXAMPLE.read_text().splitlines() if re.match(r"^# [A-Z_]+=", line)}
+    for name, default in defaults.items():
+        assert name in active or shown.get(name) == default, name
 
 
 def test_secrets_are_placeholders():

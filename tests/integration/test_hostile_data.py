@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -27,6 +26,7 @@ from sandbox import (
 from tests.conftest import TEST_PG_URL, TEST_REDIS_URL
 from tests.support.compare import differences, same_float
 from tests.support.fixtures import TOKEN, make_warehouse
+from tests.support.reflect import reflect
 from tests.support.workers import WorkerProcess
 
 pytestmark = pytest.mark.integration
@@ -72,7 +72,7 @@ def check_landed(warehouse: Warehouse, table: Any, ref: Any, rejected: list[dict
     assert warehouse.row_count(ref) == len(expected)
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
+@pytest.fixture(params=["sqlite", "postgres", "duckdb"])
 def warehouse(request, tmp_path, pg_schema):
     wh = make_warehouse(request.param, tmp_path, TEST_PG_URL, pg_schema)
     yield wh
@@ -137,19 +137,22 @@ def test_fields_renamed_and_retyped_between_two_runs(warehouse, drop_tables):
     assert {k: c.field_name for k, c in after.items()} == names
     new_kinds = {"Full name": "text", "Amount (text)": "text", "Label": "boolean",
                  "Done count": "number", "Kind": "text"}
+    # Before issue 12 an upsert kept each column's old kind and sent the new values to
+    # __unfit; now the upsert migrates the columns, so both paths end with the new kinds.
     for key, column in after.items():
-        expected = new_kinds[names[key]] if drop_tables else before[key].kind
-        assert column.kind == expected, (names[key], column.kind)
+        assert column.kind == new_kinds[names[key]], (names[key], column.kind)
     assert differences(changes.records, list(warehouse.read_records(second.table))) == []
     assert warehouse.row_count(second.table) == 20
-    if not drop_tables:  # the number column kept its kind: the text values wait in __unfit
-        engine = sa.create_engine(warehouse.url.render_as_string(hide_password=False))
-        table = sa.Table(second.sql_table, sa.MetaData(schema=warehouse.schema), autoload_with=engine)
-        with engine.connect() as conn:
-            unfit = [row[0] for row in conn.execute(sa.select(sa.cast(table.c["__unfit"], sa.Text)))]
-        engine.dispose()
-        texts = [json.loads(u)["Amount (text)"] for u in unfit]
-        assert sorted(texts) == sorted(r["fields"]["Amount (text)"] for r in changes.records)
+    engine = sa.create_engine(warehouse.url.render_as_string(hide_password=False))
+    table = reflect(engine, second.sql_table, warehouse.schema)
+    with engine.connect() as conn:
+        unfit = [row[0] for row in conn.execute(sa.select(table.c["__unfit"]))]
+    engine.dispose()
+    assert unfit == [None] * 20  # every new value fits its retyped column
+    columns = {c.field_name: c.column for c in after.values()}
+    assert isinstance(table.c[columns["Amount (text)"]].type, sa.Text)
+    assert isinstance(table.c[columns["Done count"]].type, sa.Float)
+    assert isinstance(table.c[columns["Label"]].type, sa.Boolean)
 
 
 # -- on real workers ------------------------------------------------------------------------

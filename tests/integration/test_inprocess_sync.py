@@ -17,6 +17,7 @@ from tests.support.fixtures import (
     sandbox_with,
     schema_of,
 )
+from tests.support.reflect import column_types, reflect
 
 pytestmark = pytest.mark.integration
 
@@ -56,7 +57,7 @@ def type_family(column_type: sa.types.TypeEngine) -> str:
     return name.lower()
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
+@pytest.fixture(params=["sqlite", "postgres", "duckdb"])
 def warehouse(request, tmp_path, pg_schema):
     wh = make_warehouse(request.param, tmp_path, TEST_PG_URL, pg_schema)
     yield wh
@@ -69,7 +70,6 @@ def test_three_tables_land_losslessly_with_mapped_types(warehouse):
         assert report.state == "succeeded"
         extractor = extractor_for(sandbox)
         engine = own_engine(warehouse)
-        inspector = sa.inspect(engine)
         schema = schema_of(warehouse)
         for table in base.tables:
             ref = next(t for t in extractor.list_tables() if t.table_id == table.id)
@@ -78,7 +78,7 @@ def test_three_tables_land_losslessly_with_mapped_types(warehouse):
             assert differences(table.records, landed) == [], table.name
             sql_table = warehouse.table_name_for(ref)
             columns = {c.field_key: c for c in warehouse.columns_for(sql_table)}
-            db_types = {c["name"]: c["type"] for c in inspector.get_columns(sql_table, schema=schema)}
+            db_types = column_types(engine, sql_table, schema)
             checked = 0
             for field in table.fields:
                 family = expected_type_family(field.type)
@@ -100,7 +100,7 @@ def _snapshot(warehouse, extractor):
     with engine.connect() as conn:
         for ref in extractor.list_tables():
             name = warehouse.table_name_for(ref)
-            table = sa.Table(name, sa.MetaData(), autoload_with=conn, schema=schema)
+            table = reflect(conn, name, schema)
             data_columns = [c for c in table.c if c.name != "__run_id"]
             rows[name] = sorted(conn.execute(sa.select(*data_columns)).all(), key=lambda r: r[0])
     engine.dispose()

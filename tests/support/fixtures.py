@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from app.extractors import AirtableExtractor
-from app.warehouses import PostgresWarehouse, SQLiteWarehouse, Warehouse
+from app.warehouses import DuckDBWarehouse, PostgresWarehouse, SQLiteWarehouse, Warehouse
 from sandbox import Sandbox, SandboxBase, SandboxConfig, build_base, run_sandbox
 
 TOKEN = "test-token"
@@ -33,6 +33,8 @@ def extractor_for(sandbox: Sandbox, **kwargs: Any) -> AirtableExtractor:
 def make_warehouse(kind: str, tmp_path: Path, pg_url: str, pg_schema: str) -> Warehouse:
     if kind == "sqlite":
         return SQLiteWarehouse(f"sqlite:///{tmp_path / 'warehouse.db'}")
+    if kind == "duckdb":
+        return DuckDBWarehouse(f"duckdb:///{tmp_path / 'warehouse.duckdb'}")
     return PostgresWarehouse(pg_url, schema=pg_schema)
 
 

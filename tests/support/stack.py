@@ -61,3 +61,32 @@ def running_stack(
             for worker in stack.workers.values():
                 worker.stop()
             warehouse.dispose()
+
+
+@contextlib.contextmanager
+def serving_base(
+    base: SandboxBase, warehouse_env: dict[str, str], log_dir: Path, *, redis_url: str = TEST_REDIS_URL
+) -> Iterator[tuple[Sandbox, list[WorkerProcess]]]:
+    """The sandbox serving ``base``, a flushed Redis DB, and an extract and a load worker."""
+    from sandbox import SandboxConfig, run_sandbox
+
+    redis.Redis.from_url(redis_url).flushdb()
+    with run_sandbox([base], SandboxConfig(token=TOKEN, requests_per_second=0)) as sandbox:
+        env = {
+            "CELERY_BROKER_URL": redis_url,
+            "AIRTABLE_API_URL": sandbox.url,
+            "AIRTABLE_BASE_ID": base.id,
+            "AIRTABLE_API_KEY": TOKEN,
+            "AIRTABLE_REQUESTS_PER_SECOND": "1000",
+            "AIRTABLE_MAX_ATTEMPTS": "3",
+            **warehouse_env,
+        }
+        workers: list[WorkerProcess] = []
+        try:
+            for queue in ("extract", "load"):
+                workers.append(WorkerProcess(queue, env, log_dir).start())
+            yield sandbox, workers
+        finally:
+            for worker in workers:
+                worker.stop()
+            redis.Redis.from_url(redis_url).flushdb()

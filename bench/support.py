@@ -1,0 +1,175 @@
+"""Bench plumbing: the sandbox in its own process, and rates sampled from its request log.
+
+Benches must not share a process (and a GIL) with the sandbox they measure, so
+``SandboxProcess`` runs ``python bench/support.py serve`` and talks to it over a pipe:
+``log`` returns every request the sandbox answered with the monotonic time it was counted
+against the rate limit (the same clock for every process on one Linux host).
+"""
+
+from __future__ import annotations
+
+import gc
+import json
+import os
+import subprocess
+import sys
+import threading
+from dataclasses import asdict, dataclass
+from types import TracebackType
+from typing import Any
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if ROOT not in sys.path:
+    sys.path.insert(0, ROOT)
+
+BASE_ID = "appBENCH000000001"
+TOKEN = "bench-token"
+
+
+@dataclass(frozen=True)
+class SandboxSpec:
+    """What the sandbox process serves and how it limits."""
+
+    tables: dict[str, int]
+    requests_per_second: float = 5.0
+    penalty_seconds: float = 30.0
+    latency_seconds: float = 0.0
+    latency_jitter_seconds: float = 0.0
+    base_ids: tuple[str, ...] = (BASE_ID,)
+    # Niceness of the sandbox process: negative (root only) keeps the stand-in for Airtable's
+    # servers from being slowed by whatever else loads this host (see docs/performance.md).
+    nice: int = 0
+
+
+class SandboxProcess:
+    """A sandbox served by a child process; use as a context manager."""
+
+    def __init__(self, spec: SandboxSpec) -> None:
+        self.spec = spec
+        self._proc = subprocess.Popen(
+            [sys.executable, os.path.abspath(__file__), "serve", json.dumps(asdict(spec))],
+            cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        assert self._proc.stdout is not None
+        line = self._proc.stdout.readline()
+        if not line.startswith("http://"):
+            self._proc.kill()
+            raise RuntimeError(f"the sandbox process did not start: {line!r}")
+        self.url = line.strip()
+        self._lock = threading.Lock()
+
+    def _ask(self, command: str) -> Any:
+        assert self._proc.stdin is not None and self._proc.stdout is not None
+        with self._lock:
+            self._proc.stdin.write(command + "\n")
+            self._proc.stdin.flush()
+            return json.loads(self._proc.stdout.readline())
+
+    def log(self) -> list[tuple[float, str, int, int]]:
+        """(arrived, kind, status, records) for every request answered since the last reset."""
+        return [tuple(entry) for entry in self._ask("log")]  # type: ignore[misc]
+
+    def reset(self) -> None:
+        """Forget windows, penalties and the log."""
+        self._ask("reset")
+
+    def stop(self) -> None:
+        if self._proc.poll() is None:
+            assert self._proc.stdin is not None
+            self._proc.stdin.close()
+            try:
+                self._proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self._proc.kill()
+                self._proc.wait(10)
+
+    def __enter__(self) -> SandboxProcess:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.stop()
+
+
+def sustained_rate(log: list[tuple[float, str, int, int]], low: float = 0.1,
+                   high: float = 0.9) -> tuple[float, int]:
+    """Records per second served between ``low`` and ``high`` of all records served.
+
+    Returns:
+        The rate and the number of 429 answers in the whole log.
+    """
+    served = sorted((at, n) for at, _, status, n in log if status == 200 and n)
+    rejected = sum(1 for _, _, status, _ in log if status == 429)
+    total = sum(n for _, n in served)
+    if total == 0:
+        return 0.0, rejected
+    seen, start, end, start_count, end_count = 0, None, None, 0, 0
+    for at, n in served:
+        seen += n
+        if start is None and seen >= low * total:
+            start, start_count = at, seen
+        if end is None and seen >= high * total:
+            end, end_count = at, seen
+    if start is None or end is None or end <= start:
+        return 0.0, rejected
+    return (end_count - start_count) / (end - start), rejected
+
+
+def accepted_rate(log: list[tuple[float, str, int, int]], since: float,
+                  until: float) -> float:
+    """Requests per second the sandbox accepted (not 429) between two monotonic times.
+
+    Without a 429 it is measured between the first and last accepted arrivals in the span,
+    (n - 1) / (last - first), so it does not move by a whole request with where the span cuts;
+    with one, over the whole span, so the penalty's silence counts.
+    """
+    times = sorted(at for at, _, status, _ in log if status != 429 and since <= at < until)
+    if any(status == 429 for _, _, status, _ in log):
+        return len(times) / (until - since) if until > since else 0.0
+    return (len(times) - 1) / (times[-1] - times[0]) if len(times) > 1 else 0.0
+
+
+def describe(log: list[tuple[float, str, int, int]], start_at: float, limit: int) -> str:
+    """Where the margin went: the tightest spans between request i and i+limit, and the 429s."""
+    accepted = sorted(at for at, _, status, _ in log if status != 429)
+    gaps = sorted((accepted[i + limit] - accepted[i], accepted[i] - start_at)
+                  for i in range(len(accepted) - limit))
+    tight = ", ".join(f"{gap * 1000:.1f} ms at {at:.1f} s" for gap, at in gaps[:3])
+    refused = ", ".join(f"{at - start_at:.2f} s" for at, _, status, _ in sorted(log)
+                        if status == 429)
+    return f"    tightest {limit}-request spans: {tight}; 429s at: {refused or 'none'}"
+
+
+def _serve(spec_json: str) -> None:
+    from sandbox import Sandbox, SandboxConfig, build_base
+
+    raw = json.loads(spec_json)
+    spec = SandboxSpec(**{**raw, "base_ids": tuple(raw["base_ids"])})
+    if spec.nice:
+        os.nice(spec.nice)
+    bases = [build_base(base_id, dict(spec.tables), hostile=False) for base_id in spec.base_ids]
+    config = SandboxConfig(token=TOKEN, requests_per_second=spec.requests_per_second,
+                           penalty_seconds=spec.penalty_seconds,
+                           latency_seconds=spec.latency_seconds,
+                           latency_jitter_seconds=spec.latency_jitter_seconds)
+    # The generated tables are a few hundred thousand long-lived objects: left to the cyclic
+    # collector, a full pass freezes every sandbox thread for tens of ms and delays arrivals,
+    # a pause of the stand-in for Airtable's servers that their clients would never see.
+    gc.collect()
+    gc.freeze()
+    sandbox = Sandbox.start(bases, config)
+    sandbox.stats.keep_log()
+    print(sandbox.url, flush=True)
+    for command in sys.stdin:
+        command = command.strip()
+        if command == "log":
+            entries = [[e.arrived, e.kind, e.status, e.records] for e in sandbox.stats.log or []]
+            print(json.dumps(entries), flush=True)
+        elif command == "reset":
+            sandbox.reset()
+            print("true", flush=True)
+    sandbox.stop()
+
+
+if __name__ == "__main__":
+    if sys.argv[1:2] == ["serve"]:
+        _serve(sys.argv[2])
