@@ -59,11 +59,11 @@ def test_run_and_enqueue_take_the_same_warehouse_and_tables_options(command):
 
 @pytest.mark.parametrize("command", ["run", "enqueue"])
 def test_a_bad_warehouse_flag_is_blamed_on_the_flag(command, sandbox_env):
-    line = one_error_line(conveyor(command, "airtable", "--warehouse", "duckdb:///x.db", **sandbox_env))
-    assert line.startswith("error: --warehouse duckdb:///x.db names an unsupported database"), line
+    line = one_error_line(conveyor(command, "airtable", "--warehouse", "nosuchdb:///x.db", **sandbox_env))
+    assert line.startswith("error: --warehouse nosuchdb:///x.db names an unsupported database"), line
     assert "WAREHOUSE_URL" not in line
     line = one_error_line(conveyor(command, "airtable", "--warehouse", "oracle", **sandbox_env))
-    assert "--warehouse 'oracle' is neither a URL nor a registered warehouse (postgres, sqlite)" in line
+    assert "--warehouse 'oracle' is neither a URL nor a registered warehouse (" in line
 
 
 def test_the_warehouse_flag_takes_a_url_or_a_name_on_run(sandbox_env, tmp_path):
