@@ -11,7 +11,6 @@ import typer
 
 from app.errors import ConfigurationError
 from app.extractors.base import TabularExtractor
-from app.redact import mask_url
 from app.registry import WAREHOUSES, extractor_class, warehouse_class
 from app.warehouses import Warehouse, warehouse_for_url
 
@@ -59,12 +58,10 @@ def local_warehouse(value: str | None) -> Warehouse | None:
     return warehouse_class(_registered(value))()
 
 
-def remote_warehouse(value: str | None) -> type[Warehouse] | None:
-    """The registered warehouse a ``--warehouse`` value names for a run on the workers.
-
-    A URL is accepted when it names the workers' warehouse kind; the workers still connect
-    with their own WAREHOUSE_URL, because messages carry registry names, never connection
-    strings (they hold passwords).
+def remote_warehouse(value: str | None) -> type[Warehouse] | Warehouse | None:
+    """The warehouse a ``--warehouse`` value names for a run on the workers: a URL travels in
+    the run plan without its password (the workers take it from the run's connection), a
+    registered name makes the workers use their own ``WAREHOUSE_URL`` of that kind.
 
     Raises:
         ConfigurationError: the name is not registered, or the URL's database is unsupported.
@@ -73,11 +70,7 @@ def remote_warehouse(value: str | None) -> type[Warehouse] | None:
         return None
     if is_url(value):
         with blamed_on("--warehouse", "WAREHOUSE_URL"):
-            kind = type(warehouse_for_url(value))
-        name = next(n for n, cls in WAREHOUSES.items() if cls is kind)
-        typer.echo(f"note: --warehouse {mask_url(value)}: the workers load into their own "
-                   f"WAREHOUSE_URL ({name}); a URL is never sent in a message", err=True)
-        return kind
+            return warehouse_for_url(value)
     return warehouse_class(_registered(value))
 
 
