@@ -1,0 +1,35 @@
+"""No wasted Airtable requests: a sync reads the base's metadata once and every page once —
+the first page is both the typing sample and the first batch — in-process and on workers."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from app.extractors import AirtableExtractor
+from app.warehouses import SQLiteWarehouse
+from app.workflows import ETLWorkflow
+from broker.producer import enqueue
+from tests.support.fixtures import extractor_for
+from tests.support.stack import running_stack
+
+pytestmark = pytest.mark.integration
+
+TABLES = {"Empty": 0, "Clients": 100, "Projects": 250, "Orders": 1000}
+PAGES = sum(max(math.ceil(n / 100), 1) for n in TABLES.values())  # 1 + 1 + 3 + 10
+
+
+def test_a_four_table_sync_reads_metadata_once_and_each_page_once(tmp_path):
+    url = f"sqlite:///{tmp_path / 'workers.db'}"
+    with running_stack(TABLES, SQLiteWarehouse(url), {"WAREHOUSE_URL": url}, tmp_path) as stack:
+        stats = stack.sandbox.stats
+        stats.reset()
+        final = enqueue(ETLWorkflow(AirtableExtractor, SQLiteWarehouse)).wait(timeout=120)
+        assert final["state"] == "succeeded"
+        assert (stats.by_kind["meta_tables"], stats.by_kind["list"]) == (1, PAGES), stats
+        stats.reset()
+        local = SQLiteWarehouse(f"sqlite:///{tmp_path / 'local.db'}")
+        ETLWorkflow(extractor_for(stack.sandbox), local).run()
+        assert (stats.by_kind["meta_tables"], stats.by_kind["list"]) == (1, PAGES), stats
+        local.dispose()
