@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
-import redis
 import sqlalchemy as sa
 
 from app.contracts import TableRef
@@ -23,11 +21,11 @@ from sandbox import (
     rename_and_retype,
     run_sandbox,
 )
-from tests.conftest import TEST_PG_URL, TEST_REDIS_URL
+from tests.conftest import TEST_PG_URL
 from tests.support.compare import differences, same_float
 from tests.support.fixtures import TOKEN, make_warehouse
 from tests.support.reflect import reflect
-from tests.support.workers import WorkerProcess
+from tests.support.stack import serving_base
 
 pytestmark = pytest.mark.integration
 
@@ -158,27 +156,6 @@ def test_fields_renamed_and_retyped_between_two_runs(warehouse, drop_tables):
 # -- on real workers ------------------------------------------------------------------------
 
 
-@contextlib.contextmanager
-def hostile_stack(base: SandboxBase, warehouse_env: dict[str, str],
-                  log_dir: Path) -> Iterator[tuple[Sandbox, list[WorkerProcess]]]:
-    """The sandbox serving ``base``, a flushed test Redis DB, an extract and a load worker."""
-    redis.Redis.from_url(TEST_REDIS_URL).flushdb()
-    with serving(base) as sandbox:
-        env = {"CELERY_BROKER_URL": TEST_REDIS_URL, "AIRTABLE_API_URL": sandbox.url,
-               "AIRTABLE_BASE_ID": base.id, "AIRTABLE_API_KEY": TOKEN,
-               "AIRTABLE_REQUESTS_PER_SECOND": "1000", "AIRTABLE_MAX_ATTEMPTS": "3",
-               **warehouse_env}
-        workers: list[WorkerProcess] = []
-        try:
-            for queue in ("extract", "load"):
-                workers.append(WorkerProcess(queue, env, log_dir).start())
-            yield sandbox, workers
-        finally:
-            for worker in workers:
-                worker.stop()
-            redis.Redis.from_url(TEST_REDIS_URL).flushdb()
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize("backend", ["sqlite", "postgres"])
 def test_the_hostile_base_on_workers_reports_every_record(backend, tmp_path, pg_schema):
@@ -193,7 +170,7 @@ def test_the_hostile_base_on_workers_reports_every_record(backend, tmp_path, pg_
         env = {"WAREHOUSE_URL": TEST_PG_URL, "WAREHOUSE_SCHEMA": pg_schema}
     base = build_hostile_base()
     try:
-        with hostile_stack(base, env, tmp_path) as (_, workers):
+        with serving_base(base, env, tmp_path) as (_, workers):
             handle = enqueue(ETLWorkflow(AirtableExtractor, type(warehouse)), drop_tables=True)
             try:
                 final = handle.wait(timeout=120, raise_on_failure=False)
@@ -226,7 +203,7 @@ def test_values_shaped_like_kombu_type_markers_cross_the_broker_as_data(tmp_path
     base = build_hostile_base(broker_lookalikes=True)
     deep = base.table("Deep")
     try:
-        with hostile_stack(base, {"WAREHOUSE_URL": url}, tmp_path):
+        with serving_base(base, {"WAREHOUSE_URL": url}, tmp_path):
             handle = enqueue(ETLWorkflow(AirtableExtractor, SQLiteWarehouse), tables=["Deep"],
                              drop_tables=True)
             final = handle.wait(timeout=15, raise_on_failure=False)
