@@ -11,6 +11,7 @@ import typer
 
 from app.errors import ConfigurationError
 from app.extractors.base import TabularExtractor
+from app.plugins import WAREHOUSE_GROUP, failure
 from app.registry import WAREHOUSES, extractor_class, warehouse_class
 from app.warehouses import Warehouse, warehouse_for_url
 
@@ -76,6 +77,9 @@ def remote_warehouse(value: str | None) -> type[Warehouse] | Warehouse | None:
 
 def _registered(name: str) -> str:
     if name not in WAREHOUSES:
+        broken = failure(WAREHOUSE_GROUP, name)
+        if broken:
+            raise ConfigurationError(f"--warehouse {name!r}: the warehouse plug-in failed to load: {broken}")
         known = ", ".join(sorted(WAREHOUSES))
         raise ConfigurationError(f"--warehouse {name!r} is neither a URL nor a registered warehouse "
                                  f"({known})")
