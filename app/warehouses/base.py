@@ -6,6 +6,7 @@ import os
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
+from pathlib import Path
 from typing import Any, ClassVar
 
 import sqlalchemy as sa
@@ -121,6 +122,17 @@ class Warehouse(ABC):
 
     def _prepare_location(self) -> None:  # noqa: B027 (optional hook)
         """Make the database reachable before connecting (SQLite: its directory)."""
+
+    def _make_directory_of(self, database: str) -> None:
+        """Create the directory of a file database (SQLite, DuckDB), naming it if we cannot."""
+        directory = Path(database).parent
+        try:
+            directory.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ConfigurationError(
+                f"WAREHOUSE_URL {self.display_url} is not writable: cannot create directory"
+                f" {directory} ({exc.strerror}); point it at a file in a writable directory"
+            ) from None
 
     def _is_transient(self, exc: sa.exc.DBAPIError) -> bool:
         """Whether ``exc`` may go away on retry (dialects add their own cases)."""

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from functools import partial
-from pathlib import Path
 from typing import Any, Final
 
 import sqlalchemy as sa
@@ -130,14 +129,7 @@ class DuckDBWarehouse(Warehouse):
     def _prepare_location(self) -> None:
         if self.in_memory:
             return
-        directory = Path(str(self.url.database)).parent
-        try:
-            directory.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise ConfigurationError(
-                f"WAREHOUSE_URL {self.display_url} is not writable: cannot create directory"
-                f" {directory} ({exc.strerror}); point it at a file in a writable directory"
-            ) from None
+        self._make_directory_of(str(self.url.database))
 
     def _is_transient(self, exc: sa.exc.DBAPIError) -> bool:
         message = str(exc.orig).lower()

@@ -5,7 +5,6 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any, Final
 
 import sqlalchemy as sa
@@ -13,7 +12,6 @@ from sqlalchemy.dialects import sqlite
 from sqlalchemy.pool import StaticPool
 from sqlalchemy.types import TypeEngine
 
-from app.errors import ConfigurationError
 from app.warehouses import codec, ddl, kinds
 from app.warehouses.base import READ_ONLY_OPTION, Warehouse
 from app.warehouses.failures import one_line
@@ -89,14 +87,7 @@ class SQLiteWarehouse(Warehouse):
         database = self.url.database
         if not database or database == ":memory:" or self.url.query.get("uri"):
             return
-        directory = Path(database).parent
-        try:
-            directory.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise ConfigurationError(
-                f"WAREHOUSE_URL {self.display_url} is not writable: cannot create directory"
-                f" {directory} ({exc.strerror}); point it at a file in a writable directory"
-            ) from None
+        self._make_directory_of(database)
 
     def _is_transient(self, exc: sa.exc.DBAPIError) -> bool:
         message = str(exc.orig).lower()
