@@ -239,8 +239,9 @@ def test_a_batch_lost_on_its_way_to_the_load_workers_is_sent_again_from_its_copy
         stack.sandbox.config.latency_seconds = 0.1
         handle = enqueue(ETLWorkflow(AirtableExtractor, SQLiteWarehouse), drop_tables=True)
         client = redis_client()
-        wait_for(lambda: (handle.status()["tables"] or [{}])[0].get("sql_table"), 60,
-                 "the table created")
+        # past the first page: create_table has handed on to the extraction (stopping the load
+        # worker inside create_table would leave the table to the recovery sweep instead)
+        wait_for(lambda: table_progress(handle, "fetched") > 100, 60, "the extraction going")
         stack.workers["load"].stop()  # the batches now wait in the queue
         wait_for(lambda: table_progress(handle, "fetched") == 3000, 60, "extraction done")
         batches = [m for m in client.lrange("load", 0, -1) if '"conveyor.load_batch"' in m]
