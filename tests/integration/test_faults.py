@@ -19,7 +19,7 @@ from app.warehouses import PostgresWarehouse, SQLiteWarehouse
 from app.workflows import ETLWorkflow
 from broker.producer import RunHandle, enqueue
 from broker.status import RunStatus, redis_client
-from tests.conftest import TEST_PG_URL
+from tests.support import pg_server
 from tests.support.compare import differences
 from tests.support.redis_server import PersistentRedis
 from tests.support.stack import running_stack
@@ -59,9 +59,22 @@ def sqlite_stack(tmp_path):
 
 
 @pytest.fixture
-def pg_stack(tmp_path, pg_schema):
-    env = {"WAREHOUSE_URL": TEST_PG_URL, "WAREHOUSE_SCHEMA": pg_schema, **FAULT_ENV}
-    with running_stack({"Orders": ORDERS}, PostgresWarehouse(TEST_PG_URL, schema=pg_schema), env,
+def private_pg():
+    """A PostgreSQL cluster of the test's own: restarting it disturbs no other suite."""
+    problem = pg_server.missing()
+    if problem:
+        pytest.skip(problem)
+    server = pg_server.PrivatePostgres()
+    try:
+        yield server.init()
+    finally:
+        server.remove()
+
+
+@pytest.fixture
+def pg_stack(tmp_path, private_pg):
+    env = {"WAREHOUSE_URL": private_pg.url, "WAREHOUSE_SCHEMA": "faults", **FAULT_ENV}
+    with running_stack({"Orders": ORDERS}, PostgresWarehouse(private_pg.url, schema="faults"), env,
                        tmp_path) as stack:
         yield stack
 
@@ -173,11 +186,9 @@ def test_redis_restarted_during_a_run_finishes_on_its_own(tmp_path):
         server.stop()
 
 
-def restart_postgres():
-    version = sorted(os.listdir("/etc/postgresql"))[-1]
-    subprocess.run(["pg_ctlcluster", "--skip-systemctl-redirect", version, "main", "restart",
-                    "-m", "fast"], check=True, capture_output=True, timeout=120)
-    engine = sa.create_engine(TEST_PG_URL)
+def restart_postgres(server):
+    server.restart()
+    engine = sa.create_engine(server.url)
     wait_for(lambda: _pg_answers(engine), 60, "PostgreSQL back")
     engine.dispose()
 
@@ -190,13 +201,12 @@ def _pg_answers(engine):
         return False
 
 
-@pytest.mark.skipif(not os.path.isdir("/etc/postgresql"), reason="needs a local PostgreSQL cluster")
-def test_postgres_restarted_during_a_load(pg_stack):
+def test_postgres_restarted_during_a_load(pg_stack, private_pg):
     stack = pg_stack
     stack.sandbox.config.latency_seconds = 0.05
     handle = enqueue(ETLWorkflow(AirtableExtractor, PostgresWarehouse), drop_tables=True)
     wait_for(lambda: table_progress(handle, "loaded") > 0, 60, "loading under way")
-    restart_postgres()
+    restart_postgres(private_pg)
     stack.sandbox.config.latency_seconds = 0.0
     finished = finish_or_retry(handle.id, {}, redis_client())
     assert RunHandle(finished).status()["state"] == "succeeded"
