@@ -9,6 +9,7 @@ the warehouse is compared with the sandbox by a script run in that container too
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -16,7 +17,7 @@ import shutil
 import subprocess
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -171,6 +172,32 @@ def docker(*args: str, timeout: float = 120) -> str:
     result = subprocess.run(["docker", *args], capture_output=True, text=True, timeout=timeout)
     assert result.returncode == 0, (args, result.stderr)
     return result.stdout
+
+
+@contextlib.contextmanager
+def container_events(project: str) -> Iterator[list[str]]:
+    """The Docker engine's container events of ``project`` while the block runs, as lines
+    (time, service, action: ``kill`` with its signal, ``die`` with its exit code): they show
+    which container waited out its stop grace period."""
+    lines: list[str] = []
+    fmt = ("{{.TimeNano}} {{index .Actor.Attributes \"com.docker.compose.service\"}} "
+           "{{.Actor.Attributes.name}} {{.Action}} signal={{.Actor.Attributes.signal}} "
+           "exit={{.Actor.Attributes.exitCode}}")
+    watcher = subprocess.Popen(
+        ["docker", "events", "--filter", "type=container", "--filter",
+         f"label=com.docker.compose.project={project}", "--format", fmt],
+        stdout=subprocess.PIPE, text=True)
+    try:
+        yield lines
+    finally:
+        time.sleep(1)
+        watcher.terminate()
+        out, _ = watcher.communicate(timeout=30)
+        start = None
+        for line in out.splitlines():
+            stamp, _, rest = line.partition(" ")
+            start = start or int(stamp)
+            lines.append(f"{(int(stamp) - start) / 1e9:7.1f}s {rest}")
 
 
 def container_log(container: str) -> str:
