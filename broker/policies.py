@@ -5,11 +5,15 @@ whose task has not been acknowledged within it, so each task (plus its retry cou
 finish well inside it, and a killed worker's messages come back after it.
 """
 
+from celery.exceptions import SoftTimeLimitExceeded
+
 from app.errors import TransientError
 from app.settings import get_settings
 
-#: What a task retries by itself: anything that may go away (network, 429/5xx, locks).
-RETRY_ON = (TransientError,)
+#: What a task retries by itself: anything that may go away (network, 429/5xx, locks), and a
+#: step that ran past its soft time limit (a slow warehouse or a busy host): every step is
+#: idempotent, so running it again is safe, and MAX_RETRIES bounds a step that is always slow.
+RETRY_ON: tuple[type[BaseException], ...] = (TransientError, SoftTimeLimitExceeded)
 MAX_RETRIES = 8
 
 VISIBILITY_TIMEOUT = get_settings().conveyor_visibility_timeout_seconds

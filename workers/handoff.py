@@ -2,9 +2,9 @@
 sending the next step (recorded first as the table's resume point), and ending a table.
 
 A table step never waits: it does its one thing and sends the next step. Real retries are
-Celery's (``autoretry_for`` transient errors, exponential backoff with jitter); anything else
-that escapes a step fails its table, and the table's end is counted by the barrier so the last
-table to end sends ``finish_run``.
+Celery's (``autoretry_for`` transient errors and soft time limits, exponential backoff with
+jitter); anything else that escapes a step fails its table, and the table's end is counted by
+the barrier so the last table to end sends ``finish_run``.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import logging
 from typing import Any
 
 from celery import Task
+from celery.exceptions import SoftTimeLimitExceeded
 
 from app.errors import ConveyorError, TransientError
 from app.sync.plan import TableSync
@@ -29,7 +30,7 @@ class SyncTask(Task):  # Celery is untyped: Task is Any to mypy
     step's table (or run) through ``on_failure``."""
 
     abstract = True
-    autoretry_for = (TransientError,)
+    autoretry_for = policies.RETRY_ON
     retry_backoff = policies.RETRY_BACKOFF
     retry_backoff_max = policies.RETRY_BACKOFF_MAX
     retry_jitter = policies.RETRY_JITTER
@@ -54,7 +55,10 @@ class SyncTask(Task):  # Celery is untyped: Task is Any to mypy
 
     def on_failure(self, exc: BaseException, task_id: str, args: Any, kwargs: Any, einfo: Any) -> None:
         error = str(exc) if isinstance(exc, Exception) and str(exc) else type(exc).__name__
-        if isinstance(exc, TransientError):
+        if isinstance(exc, SoftTimeLimitExceeded):
+            error = (f"ran past its {policies.SOFT_TIME_LIMIT} s time limit "
+                     f"{self.max_retries + 1} times")
+        elif isinstance(exc, TransientError):
             error = f"{error} (gave up after {self.max_retries} retries)"
         elif not _is_ours(exc):
             error = f"internal error in {self.name}: {type(exc).__name__}: {exc}"
