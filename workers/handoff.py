@@ -14,6 +14,7 @@ from typing import Any
 
 from celery import Task
 from celery.exceptions import SoftTimeLimitExceeded
+from kombu.exceptions import EncodeError
 
 from app.errors import ConveyorError, TransientError
 from app.sync.plan import TableSync
@@ -86,7 +87,14 @@ def _sync_in(args: Any) -> TableSync | None:
 
 def send(task: str, *args: Any) -> None:
     """Send ``task`` (routed to its queue by name)."""
-    celery_app.send_task(task, args=args)
+    try:
+        celery_app.send_task(task, args=args)
+    except EncodeError as exc:
+        # kombu wraps whatever interrupts the message's encoding; the soft time limit must
+        # stay itself, so the step's own handling (hand over, or retry) sees it
+        if exc.args and isinstance(exc.args[0], SoftTimeLimitExceeded):
+            raise exc.args[0] from None
+        raise
 
 
 def hand_on(sync: TableSync, task: str, *extra: Any) -> None:

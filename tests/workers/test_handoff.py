@@ -69,3 +69,28 @@ def test_a_transient_error_that_outlasts_the_retries_says_it_gave_up(ended):
     ((_, _, error),) = ended["tables"]
     assert error == (f"extract_table: airtable answered 503 "
                      f"(gave up after {policies.MAX_RETRIES} retries)")
+
+
+def test_a_soft_time_limit_that_interrupts_sending_a_step_stays_a_soft_time_limit(monkeypatch):
+    """kombu wraps an exception raised while it encodes a message in EncodeError (seen under
+    load: the limit fell inside the encoding of a batch and failed its table as an internal
+    error); send() gives the step back the soft time limit it can hand over on."""
+    from kombu.exceptions import EncodeError
+    from kombu.serialization import dumps, register, registry
+
+    def interrupted(obj):
+        raise SoftTimeLimitExceeded()
+
+    register("interrupted", interrupted, str, "application/x-interrupted", "utf-8")
+    try:
+        with pytest.raises(EncodeError) as wrapped:  # what kombu does with it
+            dumps({"a": 1}, serializer="interrupted")
+    finally:
+        registry.unregister("interrupted")
+
+    def send_task(*args, **kwargs):
+        raise wrapped.value
+
+    monkeypatch.setattr(celery_app, "send_task", send_task)
+    with pytest.raises(SoftTimeLimitExceeded):
+        handoff.send("conveyor.load_batch", {"a": 1})
