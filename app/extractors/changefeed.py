@@ -123,7 +123,15 @@ class ChangeFeed:
             self._delete(dead.id)
         chosen = next((h for h in alive if h.id == prefer), alive[0] if alive else None)
         if chosen is None:
-            created = self._call(self.api.base(self.base_id).add_webhook, None, SPECIFICATION)
+            try:
+                created = self._call(self.api.base(self.base_id).add_webhook, None, SPECIFICATION)
+            except SourceError as exc:
+                if isinstance(exc, ChangeFeedUnavailable):
+                    raise
+                # 422: the base holds its 10 hooks already (or refuses the specification): no
+                # feed for this base, which the window can stand in for.
+                raise ChangeFeedUnavailable(f"Airtable would not create Conveyor's webhook on "
+                                            f"base {self.base_id}: {exc}") from None
             log.info("created change-feed webhook %s on base %s", created.id, self.base_id)
             return FeedHandle(created.id, 1, _utc(created.expiration_time), created=True)
         expires, refreshed = self._refresh_if_due(chosen)

@@ -335,3 +335,76 @@ def test_a_feed_on_a_plain_pyairtable_api(sandbox: Sandbox) -> None:
     with pytest.raises(ValueError):
         ChangeFeed(Api(TOKEN, endpoint_url=sandbox.url))
 
+
+
+# -- cost -----------------------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_the_acceptance_changes_on_a_20000_record_table_cost_a_few_requests(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """Issue 10's scenario: 50 updates, 20 creates, 10 deletes, a field renamed, one added, a
+    linked record changed under a rollup; the feed's read and the re-read of what it names,
+    against a full listing of the table."""
+    from app.extractors.by_id import fetch_records
+
+    big = build_base(BASE, {"Orders": 20_000, "Customers": 300}, seed=9, hostile=False)
+    with run_sandbox([big], SandboxConfig(token=TOKEN, requests_per_second=None)) as running:
+        extractor = AirtableExtractor(api_key=TOKEN, base_id=BASE, api_url=running.url,
+                                      requests_per_second=1000)
+        orders_id, customers_id = table_id(big, "Orders"), table_id(big, "Customers")
+        feed = feed_of(extractor)
+        handle = feed.ensure()  # taken before the full sync lists the table
+        ref = next(t for t in extractor.list_tables() if t.table_id == orders_id)
+        running.stats.reset()
+        full = sum(len(p.records) for p in extractor.iter_pages(ref))
+        full_requests = running.stats.requests
+        assert full == 20_000 and full_requests == 200
+
+        api = Api(TOKEN, endpoint_url=running.url, retry_strategy=None)
+        orders = api.table(BASE, orders_id)
+        ids = [r["id"] for r in big.table("Orders").records]  # type: ignore[union-attr]
+        customer = big.table("Customers").records[0]  # type: ignore[union-attr]
+        linking = {r["id"] for r in big.table("Orders").records  # type: ignore[union-attr]
+                   if customer["id"] in (r["fields"].get("Related") or [])}
+        updated = [i for i in ids[100:400] if i not in linking][:50]
+        deleted = [i for i in ids[500:600] if i not in linking][:10]
+        orders.batch_update([{"id": i, "fields": {"Notes": "changed"}} for i in updated])
+        created = orders.batch_create([{"Name": f"new {n}"} for n in range(20)])
+        orders.batch_delete(deleted)
+        notes = orders.schema(force=True).field("Notes")
+        notes.name = "Remarks"
+        notes.save()
+        added = orders.create_field("Region", "singleLineText")
+        api.table(BASE, customers_id).update(customer["id"], {"Quantity": 999_999})
+
+        running.stats.reset()
+        read = feed.read(handle, handle.cursor)
+        read_requests = running.stats.requests
+        changes = read.table(orders_id)
+        assert changes.upserted_ids == set(updated) | {r["id"] for r in created} | linking
+        assert changes.destroyed_ids == set(deleted)
+        assert changes.fields_renamed == {notes.id: "Remarks"}
+        assert set(changes.fields_created) == {added.id}
+        running.stats.reset()
+        reread = [r for p in fetch_records(extractor, orders_id, changes.upserted_ids) for r in p]
+        reread_requests = running.stats.requests
+        assert {r["id"] for r in reread} == changes.upserted_ids
+        assert read_requests == 1 + -(-read.payloads // 50)
+        assert reread_requests == -(-len(changes.upserted_ids) // 100)
+        assert read_requests + reread_requests <= 0.05 * full_requests
+        with capsys.disabled():
+            print(f"\nfull listing: {full_requests} requests; feed read: {read_requests} "
+                  f"({read.payloads} payloads); re-read of {len(changes.upserted_ids)} upserted "
+                  f"ids: {reread_requests}; {len(linking)} of them moved by the rollup")
+
+
+def test_a_base_full_of_other_hooks_makes_the_feed_unavailable(extractor: AirtableExtractor,
+                                                               api: Api) -> None:
+    for _ in range(10):
+        api.base(BASE).add_webhook(None, OTHER_SPEC)  # type: ignore[arg-type]
+    feed = feed_of(extractor)
+    assert feed.available()  # the token may manage hooks…
+    with pytest.raises(ChangeFeedUnavailable, match="TOO_MANY_WEBHOOKS"):
+        feed.ensure()  # …but the base has no room for Conveyor's
+    assert len(api.base(BASE).webhooks()) == 10
