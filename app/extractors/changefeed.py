@@ -38,6 +38,7 @@ from pyairtable import Api
 
 from app.errors import SourceError
 from app.extractors.airtable import AirtableExtractor
+from app.extractors.airtable import _error_type as error_type
 from app.extractors.airtable import _translate as translate_http_error
 from app.extractors.changefeed_model import (
     SPECIFICATION,
@@ -71,8 +72,8 @@ class ChangeFeed:
             are reused) or a pyairtable ``Api``.
         base_id: the base; defaults to the extractor's.
         refresh_margin: refresh the hook when it expires sooner than this.
-        clock: the current time. The local clock is good enough: the margin is days, and the hook
-            also lives 7 days past each payload read; tests pass the sandbox's shifted clock.
+        clock: the current time, to tell when the hook is due for a refresh. The local clock is
+            good enough (the margin is days); tests pass the sandbox's shifted clock.
     """
 
     def __init__(self, source: AirtableExtractor | Api, base_id: str | None = None, *,
@@ -254,8 +255,9 @@ class ChangeFeed:
             return _Gone()
         if status == 403:
             return ChangeFeedUnavailable(
-                f"Airtable refused the webhooks of base {self.base_id} (403): the token needs the "
-                "webhook:manage scope (and access to the base) for the change feed")
+                f"Airtable refused the webhooks of base {self.base_id} (403 {error_type(response)}):"
+                " the token needs the webhook:manage scope (and access to the base) for the "
+                "change feed")
         return translate_http_error(exc, f"the webhooks of base {self.base_id}", self.base_id)
 
 
