@@ -408,3 +408,34 @@ def test_a_base_full_of_other_hooks_makes_the_feed_unavailable(extractor: Airtab
     with pytest.raises(ChangeFeedUnavailable, match="TOO_MANY_WEBHOOKS"):
         feed.ensure()  # …but the base has no room for Conveyor's
     assert len(api.base(BASE).webhooks()) == 10
+
+
+def test_an_error_payload_makes_the_read_lost(extractor: AirtableExtractor, api: Api,
+                                              base: SandboxBase,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """Airtable appends ``{"error": true, "code": …}`` when it can no longer follow the hook's
+    specification; the sandbox never does, so one is added to its real answer here."""
+    feed = feed_of(extractor)
+    handle = feed.ensure()
+    api.table(BASE, "Clients").update(base.table("Clients").records[0]["id"],  # type: ignore
+                                      {"Notes": "before the error"})
+    real = feed.api.request
+
+    def with_error(method: str, url: str, **kwargs: object) -> object:
+        body = real(method, url, **kwargs)
+        if str(url).endswith("/payloads"):
+            body["payloads"].append({"timestamp": "2026-11-27T18:00:00.000Z",
+                                     "baseTransactionNumber": 99, "payloadFormat": "v0",
+                                     "error": True, "code": "INVALID_FILTERS"})
+            body["cursor"] += 1
+        return body
+
+    monkeypatch.setattr(feed.api, "request", with_error)
+    _assert_lost(feed.read(handle, handle.cursor), handle.cursor, "INVALID_FILTERS")
+
+
+def test_a_handle_survives_json(extractor: AirtableExtractor) -> None:
+    from app.extractors.changefeed import FeedHandle
+
+    handle = feed_of(extractor).ensure()
+    assert FeedHandle.from_json(handle.to_json()) == handle
