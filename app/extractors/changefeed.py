@@ -121,7 +121,10 @@ class ChangeFeed:
         for dead in (h for h in ours if not h.is_hook_enabled):
             # Expired: it records nothing more and cannot be refreshed; free its place (10 a base).
             log.info("deleting expired change-feed webhook %s of base %s", dead.id, self.base_id)
-            self._delete(dead.id)
+            try:
+                self._call(dead.delete)
+            except _Gone:
+                pass  # someone else deleted it first
         chosen = next((h for h in alive if h.id == prefer), alive[0] if alive else None)
         if chosen is None:
             try:
@@ -228,18 +231,18 @@ class ChangeFeed:
         expires = _utc(hook.expiration_time)
         if expires is None or expires - self.clock() > self.refresh_margin:
             return expires, False
-        url = self.api.base(self.base_id).urls.webhooks / hook.id / "refresh"
         try:
-            body = self._call(self.api.request, "POST", str(url))
+            self._call(hook.extend_expiration)  # POST …/refresh
         except (_Gone, SourceError) as exc:
             # Expired or deleted since it was listed: the payload read (or the next one) says so.
             log.warning("could not refresh change-feed webhook %s: %s", hook.id, exc)
             return expires, False
-        renewed = body.get("expirationTime") if isinstance(body, dict) else None
+        renewed = hook.expiration_time  # pyairtable stores the answer's ISO text as it is
+        if isinstance(renewed, str):
+            renewed = datetime.fromisoformat(renewed.replace("Z", "+00:00"))
         log.info("refreshed change-feed webhook %s of base %s until %s", hook.id, self.base_id,
                  renewed)
-        return (_utc(datetime.fromisoformat(renewed.replace("Z", "+00:00")))
-                if isinstance(renewed, str) else expires), True
+        return _utc(renewed) if isinstance(renewed, datetime) else expires, True
 
     def _call(self, send: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         self.requests += 1

@@ -439,3 +439,23 @@ def test_a_handle_survives_json(extractor: AirtableExtractor) -> None:
 
     handle = feed_of(extractor).ensure()
     assert FeedHandle.from_json(handle.to_json()) == handle
+
+
+def test_fields_deleted_and_retyped_in_the_ui_are_read_as_field_changes(
+        extractor: AirtableExtractor, base: SandboxBase) -> None:
+    from sandbox import rename_and_retype
+
+    feed = feed_of(extractor)
+    handle = feed.ensure()
+    projects = base.table("Projects")
+    assert projects is not None
+    notes, quantity = projects.field("Notes"), projects.field("Quantity")
+    assert notes is not None and quantity is not None
+    base.delete_field(projects, notes.id)
+    rename_and_retype(base, "Projects", "Quantity", name="Amount", type="singleLineText")
+    changes = feed.read(handle, handle.cursor).table(projects.id)
+    assert changes.fields_destroyed == {notes.id}
+    assert changes.fields_renamed == {quantity.id: "Amount"}
+    assert changes.fields_changed_type == {quantity.id: "singleLineText"}
+    assert changes.backfill_field_ids == {quantity.id}
+    assert not changes.fields_created
