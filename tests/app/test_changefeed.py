@@ -459,3 +459,22 @@ def test_fields_deleted_and_retyped_in_the_ui_are_read_as_field_changes(
     assert changes.fields_changed_type == {quantity.id: "singleLineText"}
     assert changes.backfill_field_ids == {quantity.id}
     assert not changes.fields_created
+
+
+def test_the_feed_paces_its_requests_with_the_extractors_rate_limiter(base: SandboxBase) -> None:
+    """At Airtable's 5 requests per second per base, the feed and the extractor share one pace:
+    no 429, however fast the feed is asked."""
+    config = SandboxConfig(token=TOKEN, requests_per_second=5)
+    with run_sandbox([base], config) as running:
+        extractor = AirtableExtractor(api_key=TOKEN, base_id=BASE, api_url=running.url,
+                                      requests_per_second=5)
+        feed = feed_of(extractor)
+        handle = feed.ensure()
+        started = datetime.now().timestamp()
+        for _ in range(6):
+            assert not feed.read(handle, handle.cursor).lost
+            assert extractor.list_tables()  # the extractor's own requests, same limiter
+        took = datetime.now().timestamp() - started
+        assert running.stats.rate_limited == 0
+        assert running.stats.requests == 2 + 6 + 1  # ensure: list + create; reads; one metadata
+        assert took >= 1.0  # 7 requests at 5 a second after the first two
