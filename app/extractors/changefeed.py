@@ -13,7 +13,8 @@ Interface (no Celery; the incremental sync plugs it in)::
         handle = feed.restart(webhook_id)   # fresh cursor first, then one full merge sync
     else:
         changes = read.table(table_id)      # TableChanges: upserted_ids, destroyed_ids, fields…
-        records = fetch_records(extractor, table_id, changes.upserted_ids)   # app.extractors.by_id
+        for page in fetch_records(extractor, table_id, changes.upserted_ids):  # app.extractors.by_id
+            ...                             # upsert the page; then soft-delete destroyed_ids
         # store read.next_cursor with the data, in the same transaction
 
 Conveyor's hook is the one with exactly ``SPECIFICATION`` (``dataTypes`` tableData and

@@ -60,6 +60,11 @@ class TableChanges:
         return not (self.upserted_ids or self.destroyed_ids or self.schema_changed)
 
     @property
+    def updated_ids(self) -> frozenset[str]:
+        """Records changed but not created in the window (for the run report)."""
+        return self.upserted_ids - self.created_ids
+
+    @property
     def schema_changed(self) -> bool:
         """Whether any field was created, renamed, retyped or destroyed."""
         return bool(self.fields_created or self.fields_renamed or self.fields_changed_type

@@ -47,6 +47,7 @@ def test_created_changed_and_destroyed_records_fold_into_upserts_and_deletes() -
     table = changes[TBL]
     assert table.upserted_ids == {"recAAAAAAAAAAAAA1", "recAAAAAAAAAAAAA2", "recBBBBBBBBBBBBB1"}
     assert table.created_ids == {"recAAAAAAAAAAAAA1", "recAAAAAAAAAAAAA2"}
+    assert table.updated_ids == {"recBBBBBBBBBBBBB1"}
     assert table.destroyed_ids == {"recCCCCCCCCCCCCC1"}
     assert not table.schema_changed and not table.empty
 
