@@ -462,12 +462,13 @@ def test_fields_deleted_and_retyped_in_the_ui_are_read_as_field_changes(
 
 
 def test_the_feed_paces_its_requests_with_the_extractors_rate_limiter(base: SandboxBase) -> None:
-    """At Airtable's 5 requests per second per base, the feed and the extractor share one pace:
-    no 429, however fast the feed is asked."""
+    """Against Airtable's 5 requests per second per base, the feed and the extractor share one
+    pace: no 429, however fast the feed is asked. (The pace is 4 a second: on a loaded machine
+    requests paced at exactly 5 can arrive bunched; unpaced, these 9 would arrive at once.)"""
     config = SandboxConfig(token=TOKEN, requests_per_second=5)
     with run_sandbox([base], config) as running:
         extractor = AirtableExtractor(api_key=TOKEN, base_id=BASE, api_url=running.url,
-                                      requests_per_second=5)
+                                      requests_per_second=4)
         feed = feed_of(extractor)
         handle = feed.ensure()
         started = datetime.now().timestamp()
@@ -477,4 +478,4 @@ def test_the_feed_paces_its_requests_with_the_extractors_rate_limiter(base: Sand
         took = datetime.now().timestamp() - started
         assert running.stats.rate_limited == 0
         assert running.stats.requests == 2 + 6 + 1  # ensure: list + create; reads; one metadata
-        assert took >= 1.0  # 7 requests at 5 a second after the first two
+        assert took >= 1.2  # 7 requests at 4 a second after the first two
