@@ -86,6 +86,13 @@ def iterator_not_available() -> ApiError:
     return typed(422, "LIST_RECORDS_ITERATOR_NOT_AVAILABLE", "Iterator not available")
 
 
+def url_too_long(limit: int) -> ApiError:
+    """414 for a URL over Airtable's limit (the type name is the sandbox's: the real answer
+    comes from Airtable's front servers, not as the API's JSON error)."""
+    return typed(414, "URL_TOO_LONG",
+                 f"The request URL is longer than {limit} characters: use POST …/listRecords")
+
+
 def invalid_value(field: str, detail: str) -> ApiError:
     """422 for a value a field cannot hold."""
     return typed(422, "INVALID_VALUE_FOR_COLUMN", f'Field "{field}" {detail}')

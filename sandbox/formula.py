@@ -187,6 +187,23 @@ def parse(text: str, table: SandboxTable) -> Node:
     return _Parser(text, resolve).parse()
 
 
+_ID_TERM = r"""RECORD_ID\(\)\s*=\s*(?:'(rec[A-Za-z0-9]+)'|"(rec[A-Za-z0-9]+)")"""
+_ID_SET = re.compile(rf"\s*(?:OR\(\s*{_ID_TERM}(?:\s*,\s*{_ID_TERM})*\s*\)|{_ID_TERM})\s*",
+                     re.IGNORECASE)
+
+
+def record_id_set(text: str) -> set[str] | None:
+    """The ids of a formula that only picks records by id (``OR(RECORD_ID()='rec…',…)``), or None.
+
+    Such a formula keeps exactly those records, so the server may look them up instead of
+    evaluating the formula per record (a hundred comparisons per record of a 20,000-record
+    table take seconds in Python; Airtable answers it at its usual speed).
+    """
+    if _ID_SET.fullmatch(text) is None:
+        return None
+    return {a or b for a, b in re.findall(_ID_TERM, text, re.IGNORECASE)}
+
+
 def compile_filter(text: str, table: SandboxTable) -> Callable[[dict[str, Any]], bool]:
     """A predicate telling which records ``filterByFormula=text`` keeps.
 

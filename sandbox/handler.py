@@ -27,6 +27,10 @@ logger = logging.getLogger(__name__)
 
 _TABLE_ROUTES = {"GET": "list", "POST": "create", "PATCH": "update_many", "PUT": "update_many",
                  "DELETE": "delete_many"}
+# Airtable refuses a request whose URL is longer than this (its documented limit, counted on
+# the whole URL, origin included); clients move a long formula into POST …/listRecords.
+MAX_URL_LENGTH = 16_000
+_REAL_ORIGIN = "https://api.airtable.com"
 _RECORD_ROUTES = {"GET": "get", "PATCH": "update", "PUT": "update", "DELETE": "delete"}
 
 
@@ -220,6 +224,8 @@ class SandboxHandler(BaseHTTPRequestHandler):
                 time.sleep(delay)
             arrived = time.monotonic()
             where = route(method, self.path)
+            if len(_REAL_ORIGIN) + len(self.path) > MAX_URL_LENGTH:
+                raise errors.url_too_long(MAX_URL_LENGTH)
             if self.headers.get("Authorization", "") != f"Bearer {config.token}":
                 raise errors.authentication_required()
             if where.kind == "unknown":

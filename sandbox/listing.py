@@ -14,7 +14,7 @@ from typing import Any
 from sandbox import errors
 from sandbox.clock import make_id
 from sandbox.config import SandboxConfig
-from sandbox.formula import compile_filter
+from sandbox.formula import compile_filter, record_id_set
 from sandbox.formula_functions import FormulaError, cell_value, to_text
 from sandbox.model import SandboxField, SandboxTable
 
@@ -207,7 +207,10 @@ def _matching_ids(table: SandboxTable, query: ListQuery) -> list[str]:
             raise errors.unknown_field(name)
         sort_fields.append((target, direction == "desc"))
     records = table.records
-    if query.formula.strip():
+    by_id = record_id_set(query.formula)
+    if by_id is not None:
+        records = [r for r in records if r["id"] in by_id]
+    elif query.formula.strip():
         try:
             keep = compile_filter(query.formula, table)
         except FormulaError as exc:
