@@ -15,6 +15,7 @@ import redis
 
 from app.contracts import RejectedRecord, TableRef
 from app.settings import get_settings
+from app.sync import rules
 from app.sync.states import FINAL_RUN_STATES
 from broker import policies
 from broker.config import redis_py_url
@@ -227,10 +228,12 @@ class RunStatus:
 
     def _table_status(self, run_id: str, table: TableRef) -> dict[str, Any]:
         info = self.r.hgetall(self._table(run_id, table.table_id))
-        fetched = self.r.hvals(self._table(run_id, table.table_id, "fetched"))
-        loaded = self.r.hgetall(self._table(run_id, table.table_id, "loaded"))
-        rejected_raw = self.r.hvals(self._table(run_id, table.table_id, "rejected"))
-        rejected = [r for raw in rejected_raw for r in json.loads(raw)]
+        fetched = rules.last_epoch(self._per_batch(run_id, table.table_id, "fetched"))
+        loaded = rules.last_epoch(self._per_batch(run_id, table.table_id, "loaded"))
+        rejected_raw = self.r.hgetall(self._table(run_id, table.table_id, "rejected"))
+        newest = {str(n) for n in rules.last_epoch({int(b): 0 for b in rejected_raw})}
+        rejected = [r for batch, raw in rejected_raw.items() if batch in newest
+                    for r in json.loads(raw)]
         sync = self.r.hmget(self._table(run_id, table.table_id, "sync"),
                             ["recoveries", "recovered_batches"])
         return {
@@ -243,11 +246,15 @@ class RunStatus:
             "recovery_requests": int(info.get("recovery_requests", 0)),
             "state": info.get("state", "pending"),
             "error": info.get("error"),
-            "fetched": sum(int(v) for v in fetched),
-            "loaded": sum(int(v) for v in loaded.values()),
+            "fetched": sum(fetched.values()),
+            "loaded": sum(loaded.values()),
             "batches": len(loaded),
             "rejected": rejected,
         }
+
+    def _per_batch(self, run_id: str, table_id: str, part: str) -> dict[int, int]:
+        raw: dict[str, str] = self.r.hgetall(self._table(run_id, table_id, part))  # type: ignore[assignment]
+        return {int(batch_no): int(count) for batch_no, count in raw.items()}
 
     def recent(self, limit: int = 20) -> list[dict[str, Any]]:
         """The newest runs first, without their step lists."""

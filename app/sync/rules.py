@@ -33,6 +33,16 @@ def epoch_of(batch_no: int) -> int:
     return batch_no // EPOCH_SIZE
 
 
+def last_epoch(per_batch: dict[int, int]) -> dict[int, int]:
+    """Per-batch counts of the listing's last epoch only. Batches of an abandoned listing may
+    still land after it restarted (they were queued); their records come again in the new
+    epoch, so counting both would report more records than the table has."""
+    if not per_batch:
+        return {}
+    newest = max(epoch_of(batch_no) for batch_no in per_batch)
+    return {batch_no: n for batch_no, n in per_batch.items() if epoch_of(batch_no) == newest}
+
+
 def restart(listing: Listing) -> Listing:
     """The listing started again from scratch, in a new epoch (its cursor expired)."""
     epoch = listing.epoch + 1

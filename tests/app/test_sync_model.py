@@ -123,3 +123,11 @@ def test_an_unknown_table_stays_in_the_run_and_fails_alone():
     assert [t.table_id for t in tables] == ["tbl1", "Nope"]
     with pytest.raises(ConfigurationError, match="unknown table 'Nope'"):
         steps.schema_of(extractor, tables[1])
+
+
+def test_only_the_last_epoch_of_a_restarted_listing_counts():
+    restarted = rules.EPOCH_SIZE
+    counts = {0: 100, 1: 100, 2: 7, restarted: 100, restarted + 1: 40}
+    assert rules.last_epoch(counts) == {restarted: 100, restarted + 1: 40}
+    assert rules.last_epoch({0: 5, 1: 6}) == {0: 5, 1: 6}
+    assert rules.last_epoch({}) == {}

@@ -3,6 +3,7 @@
 import pytest
 
 from app.contracts import RejectedRecord, TableRef
+from app.sync import rules
 from broker.status import RunStatus, redis_client
 
 T1 = TableRef("airtable", "tbl1", "Clients")
@@ -34,6 +35,25 @@ def test_counts_are_per_batch_so_redelivery_does_not_double_count(store):
     assert (table["fetched"], table["loaded"], table["batches"]) == (140, 139, 2)
     assert table["rejected"] == [{"record_id": "recX", "reason": "NUL byte"}]
     assert store.get("r1")["tables"][1]["state"] == "pending"
+
+
+def test_batches_of_a_restarted_listing_count_once(store):
+    """The listing restarted (its cursor expired) in epoch 1 while epoch 0's batches were still
+    queued: the late ones land, but their records come again in epoch 1 and count there only."""
+    store.create_run("r1", "etl", {})
+    store.set_tables("r1", [T1])
+    for batch_no in (0, 1):
+        store.record_fetched("r1", "tbl1", batch_no, 100)
+        store.record_loaded("r1", "tbl1", batch_no, 100)
+    store.reset_table_counts("r1", "tbl1")
+    store.record_loaded("r1", "tbl1", 2, 100, (RejectedRecord("recOLD", "too wide"),))  # late
+    first = rules.EPOCH_SIZE
+    for batch_no, n in ((first, 100), (first + 1, 100), (first + 2, 50)):
+        store.record_fetched("r1", "tbl1", batch_no, n)
+        store.record_loaded("r1", "tbl1", batch_no, n - 1, (RejectedRecord(f"rec{n}", "NUL"),))
+    table = store.get("r1")["tables"][0]
+    assert (table["fetched"], table["loaded"], table["batches"]) == (250, 247, 3)
+    assert sorted(r["record_id"] for r in table["rejected"]) == ["rec100", "rec100", "rec50"]
 
 
 def test_a_run_finishes_exactly_once(store):
