@@ -210,8 +210,10 @@ def container_log(container: str) -> str:
 
 def summary(status: dict[str, Any]) -> str:
     tables = ", ".join(f"{t['table']['name']} {t['loaded']}/{t['fetched']} {t['state']}"
+                       + (f" ({t['error']})" if t.get("error") else "")
                        for t in status.get("tables", []))
-    return f"{status['state']}: {tables}"
+    error = f" [{status['error']}]" if status.get("error") else ""
+    return f"{status['state']}{error}: {tables}"
 
 
 def step_hosts(status: dict[str, Any], queue: str, step: str | None = None) -> Counter[str]:
