@@ -132,6 +132,14 @@ class RateLimiter:
             window.append(now)
             return True
 
+    def penalise(self, base_id: str, seconds: float | None = None) -> None:
+        """Refuse ``base_id`` from now on for ``seconds`` (default: the configured penalty), as
+        when another integration of the base used up its limit."""
+        config = self._config()
+        with self._lock:
+            self._penalty_until[base_id] = self._clock() + (
+                config.penalty_seconds if seconds is None else seconds)
+
     def penalised(self, base_id: str) -> bool:
         """Whether ``base_id`` is serving a penalty right now."""
         with self._lock:

@@ -368,6 +368,19 @@ def test_rate_limiter_window_and_penalty_with_a_fake_clock() -> None:
     assert all(limiter.allow("app4") for _ in range(1000))
 
 
+def test_a_penalty_started_from_outside_refuses_the_base_for_its_time() -> None:
+    now = [100.0]
+    config = SandboxConfig(requests_per_second=None, penalty_seconds=30)
+    limiter = RateLimiter(lambda: config, clock=lambda: now[0])
+    limiter.penalise("app1", seconds=3)
+    assert not limiter.allow("app1") and limiter.allow("app2")
+    now[0] += 3.0
+    assert limiter.allow("app1")
+    limiter.penalise("app1")  # the configured penalty
+    now[0] += 29.9
+    assert not limiter.allow("app1")
+
+
 def test_failures_can_be_switched_on_mid_run(api: Api, base: SandboxBase,
                                              sandbox: Sandbox) -> None:
     table = api.table(base.id, "Clients")
