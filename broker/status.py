@@ -172,7 +172,8 @@ class RunStatus:
 
     def reset_table_counts(self, run_id: str, table_id: str) -> None:
         """Forget a table's counts: its listing restarts from the beginning."""
-        self.r.delete(*(self._table(run_id, table_id, part) for part in ("fetched", "loaded", "rejected")))
+        self.r.delete(*(self._table(run_id, table_id, part)
+                        for part in ("fetched", "loaded", "rejected", "created")))
 
     def record_fetched(self, run_id: str, table_id: str, batch_no: int, count: int) -> None:
         key = self._table(run_id, table_id, "fetched")
@@ -182,11 +183,15 @@ class RunStatus:
 
     def record_loaded(
         self, run_id: str, table_id: str, batch_no: int, loaded: int,
-        rejected: tuple[RejectedRecord, ...] = (),
+        rejected: tuple[RejectedRecord, ...] = (), *, created: int = 0,
     ) -> None:
         loaded_key = self._table(run_id, table_id, "loaded")
         rejected_key = self._table(run_id, table_id, "rejected")
         self.r.hset(loaded_key, str(batch_no), loaded)
+        if created:
+            created_key = self._table(run_id, table_id, "created")
+            self.r.hset(created_key, str(batch_no), created)
+            self._touch(created_key)
         if rejected:
             payload = [{"record_id": r.record_id, "reason": r.reason} for r in rejected]
             self.r.hset(rejected_key, str(batch_no), json.dumps(payload))
@@ -231,6 +236,8 @@ class RunStatus:
         loaded = self.r.hgetall(self._table(run_id, table.table_id, "loaded"))
         rejected_raw = self.r.hvals(self._table(run_id, table.table_id, "rejected"))
         rejected = [r for raw in rejected_raw for r in json.loads(raw)]
+        created = sum(int(v) for v in self.r.hvals(self._table(run_id, table.table_id, "created")))
+        loaded_total = sum(int(v) for v in loaded.values())
         sync = self.r.hmget(self._table(run_id, table.table_id, "sync"),
                             ["recoveries", "recovered_batches"])
         return {
@@ -247,6 +254,12 @@ class RunStatus:
             "loaded": sum(int(v) for v in loaded.values()),
             "batches": len(loaded),
             "rejected": rejected,
+            "mode": info.get("mode"),
+            "change_source": info.get("change_source"),
+            "created": created,
+            "updated": max(loaded_total - created, 0),
+            "deleted": int(info.get("deleted", 0)),
+            "cursor": json.loads(info["cursor"]) if info.get("cursor") else None,
         }
 
     def recent(self, limit: int = 20) -> list[dict[str, Any]]:

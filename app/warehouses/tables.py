@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Sequence
+from datetime import UTC, datetime
 
 import sqlalchemy as sa
 
-from app.contracts import Column, FieldSpec, TableRef, TableSchema, TableTarget
+from app.contracts import Column, FieldSpec, SyncCommit, TableRef, TableSchema, TableTarget
 from app.errors import WarehouseError
 from app.warehouses import ddl, kinds, naming, retype
 from app.warehouses.catalog import Catalog, TableEntry
@@ -51,9 +52,57 @@ def prepare(
     return TableTarget(run_id=run_id, table=table, name=live, columns=columns)
 
 
-def finish(conn: sa.Connection, flavor: Flavor, catalog: Catalog, target: TableTarget) -> None:
-    """Swap a staging table in, in the caller's transaction; see ``Warehouse.finish_table``."""
+def finish(conn: sa.Connection, flavor: Flavor, catalog: Catalog, target: TableTarget,
+           commit: SyncCommit | None = None) -> int:
+    """Swap a staging table in, mark or delete the rows deleted at the source, and store the
+    table's sync state, all in the caller's transaction; see ``Warehouse.finish_table``.
+
+    Returns:
+        The rows found deleted at the source (0 when this run finished the table before).
+    """
     flavor.lock_catalog(conn)
+    entry = catalog.table_entry(conn, target.table)
+    if entry is not None and entry.finished_run_id == target.run_id:
+        return 0  # a redelivered finish: everything below was committed the first time
+    deleted = 0
+    if commit is not None:
+        if target.staging is None:
+            deleted = _apply_deletes(conn, flavor, catalog, target, commit)
+        catalog.forget_seen(conn, target.run_id, target.table.table_id)
+        if commit.cursor is not None:
+            catalog.save_state(conn, commit.source, target.table.table_id, commit.cursor,
+                               target.run_id)
+    _swap(conn, flavor, catalog, target)
+    return deleted
+
+
+def _apply_deletes(conn: sa.Connection, flavor: Flavor, catalog: Catalog, target: TableTarget,
+                   commit: SyncCommit) -> int:
+    """Soft-delete (or delete) the rows of records deleted at the source: those a full
+    listing did not see, and those the source named."""
+    table = ddl.data_table(flavor, target.name, ())
+    record_id, deleted_at = table.c[naming.ID], table.c[naming.DELETED_AT]
+    gone: list[sa.ColumnElement[bool]] = []
+    if commit.full_listing:
+        seen = catalog.seen_clause(record_id, target.run_id, target.table.table_id)
+        gone.append(~seen)
+        # A record restored at the source (Airtable's trash) lives again.
+        conn.execute(sa.update(table).where(deleted_at.is_not(None), seen)
+                     .values({deleted_at: None}))
+    if commit.deleted_ids:
+        gone.append(record_id.in_(list(commit.deleted_ids)))
+    if not gone:
+        return 0
+    which = sa.or_(*gone)
+    if commit.hard_deletes:
+        result = conn.execute(sa.delete(table).where(which))
+    else:
+        result = conn.execute(sa.update(table).where(deleted_at.is_(None), which)
+                              .values({deleted_at: datetime.now(UTC)}))
+    return max(int(result.rowcount or 0), 0)
+
+
+def _swap(conn: sa.Connection, flavor: Flavor, catalog: Catalog, target: TableTarget) -> None:
     if target.staging is None:
         catalog.touch_table(conn, target.table, finished_run_id=target.run_id)
         return
@@ -140,11 +189,16 @@ def _sync(
         columns.append(column)
     table = ddl.data_table(flavor, sql_table, columns)
     if exists:
-        ddl.add_columns(conn, table, [c.column for c in columns if c.column not in physical])
+        # Tables made before deletes were tracked get the column first (NULL: all live).
+        system = [naming.DELETED_AT] if naming.DELETED_AT not in physical else []
+        ddl.add_columns(conn, table, [*system, *(c.column for c in columns if c.column not in physical)])
         # Columns of fields the source no longer has are still there, with their values.
         current = {c.column for c in columns}
         layout = [*columns, *(c for c in known if c.column in physical and c.column not in current)]
         retype.migrate(conn, flavor, sql_table, changes, layout)
+        # ... and are marked retired in the catalog (un-marked if their field comes back).
+        catalog.retire_columns(conn, sql_table, [c for c in known if c.column in physical],
+                               {c.field_key for c in columns})
     else:
         table.create(conn)
     catalog.save_columns(conn, sql_table, columns)
