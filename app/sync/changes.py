@@ -48,8 +48,10 @@ FULL: Final = "full"
 #: How far before the previous window's end the next window starts: the ``Date`` header has
 #: one-second resolution, and a write may commit a little after the time it is stamped with.
 OVERLAP_SECONDS: Final = 30
-#: Airtable field types whose values change without the record's modified time changing.
-COMPUTED_TYPES: Final = frozenset({"formula", "rollup", "multipleLookupValues", "count"})
+#: Airtable field types whose values change without the record's modified time changing:
+#: computed ones, and links (a deleted record leaves the link cells pointing at it).
+COMPUTED_TYPES: Final = frozenset({"formula", "rollup", "multipleLookupValues", "count",
+                                   "multipleRecordLinks"})
 #: Field types that are cheap to list (small or often empty), cheapest first: an ids-only
 #: listing asks for one of them (Airtable has no listing without any field).
 _CHEAP_TYPES: Final = ("checkbox", "rating", "number", "percent", "currency", "duration",
