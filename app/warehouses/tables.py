@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from typing import Any
 
 import sqlalchemy as sa
 
@@ -34,6 +35,7 @@ def prepare(
     # table: an empty new staging table would be swapped over the loaded rows.
     if replace and entry.finished_run_id != run_id:
         stage = naming.staging_name(table.source, table.table_id, run_id)
+        carry: list[Column] = []
         if ddl.table_exists(conn, flavor, stage):
             # A redelivered prepare: keep the staging table and the rows already in it.
             known = catalog.column_map(conn, stage)
@@ -45,11 +47,25 @@ def prepare(
         else:
             # A fresh table: fields keep their live column names, kinds follow the schema.
             known = catalog.column_map(conn, live)
-        columns = _sync(conn, flavor, catalog, stage, fields, known)
+            carry = _retired(conn, flavor, live, fields, known)
+            catalog.retire_columns(conn, live, carry, {f.key for f in fields})
+        columns = _sync(conn, flavor, catalog, stage, fields, known, carry=carry)
         return TableTarget(run_id=run_id, table=table, name=live, columns=columns, staging=stage)
     known = catalog.column_map(conn, live)
-    columns = _sync(conn, flavor, catalog, live, fields, known)
+    columns = _sync(conn, flavor, catalog, live, fields, known, retire=True)
     return TableTarget(run_id=run_id, table=table, name=live, columns=columns)
+
+
+def _retired(conn: sa.Connection, flavor: Flavor, live: str, fields: Sequence[FieldSpec],
+             known: Sequence[Column]) -> list[Column]:
+    """The live table's columns whose field the source no longer has (kept with their data)."""
+    if not ddl.table_exists(conn, flavor, live):
+        return []
+    physical = ddl.column_names(conn, flavor, live)
+    if naming.DELETED_AT not in physical:  # a table made before deletes were tracked
+        ddl.add_columns(conn, ddl.data_table(flavor, live, ()), [naming.DELETED_AT])
+    keys = {f.key for f in fields}
+    return [c for c in known if c.field_key not in keys and c.column in physical]
 
 
 def finish(conn: sa.Connection, flavor: Flavor, catalog: Catalog, target: TableTarget,
@@ -65,6 +81,10 @@ def finish(conn: sa.Connection, flavor: Flavor, catalog: Catalog, target: TableT
     if entry is not None and entry.finished_run_id == target.run_id:
         return 0  # a redelivered finish: everything below was committed the first time
     deleted = 0
+    if target.staging is not None and ddl.table_exists(conn, flavor, target.staging) \
+            and ddl.table_exists(conn, flavor, target.name):
+        deleted = _carry_over(conn, flavor, catalog, target,
+                              deleted_rows=commit is not None and not commit.hard_deletes)
     if commit is not None:
         if target.staging is None:
             deleted = _apply_deletes(conn, flavor, catalog, target, commit)
@@ -100,6 +120,39 @@ def _apply_deletes(conn: sa.Connection, flavor: Flavor, catalog: Catalog, target
         result = conn.execute(sa.update(table).where(deleted_at.is_(None), which)
                               .values({deleted_at: datetime.now(UTC)}))
     return max(int(result.rowcount or 0), 0)
+
+
+def _carry_over(conn: sa.Connection, flavor: Flavor, catalog: Catalog, target: TableTarget,
+                *, deleted_rows: bool) -> int:
+    """Before a staging table replaces the live one: fill its retired columns from the live
+    table and (``deleted_rows``) copy in the live rows the listing no longer has, with
+    ``__deleted_at`` set; returns how many rows that newly marks deleted."""
+    assert target.staging is not None
+    staged_map = catalog.column_map(conn, target.staging)
+    live_map = {c.column: c for c in catalog.column_map(conn, target.name)}
+    physical = ddl.column_names(conn, flavor, target.name)
+    current = {c.column for c in target.columns}
+    same = [c for c in staged_map if c.column in physical and c.column in live_map
+            and live_map[c.column].kind == c.kind]
+    stage = ddl.data_table(flavor, target.staging, staged_map)
+    live = ddl.data_table(flavor, target.name, same).alias("live")
+    for column in (c for c in same if c.column not in current):
+        value = (sa.select(live.c[column.column]).where(live.c[naming.ID] == stage.c[naming.ID])
+                 .scalar_subquery())
+        conn.execute(sa.update(stage).values({stage.c[column.column]: value}))
+    if not deleted_rows:
+        return 0
+    missing = ~sa.exists().where(stage.c[naming.ID] == live.c[naming.ID])
+    newly = sa.select(sa.func.count()).select_from(live).where(
+        missing, live.c[naming.DELETED_AT].is_(None))
+    count = int(conn.execute(newly).scalar_one())
+    names = [naming.ID, naming.CREATED_TIME, naming.RUN_ID, naming.UNFIT, naming.DELETED_AT,
+             *(c.column for c in same)]
+    now = sa.literal(datetime.now(UTC), type_=live.c[naming.DELETED_AT].type)
+    chosen: list[sa.ColumnElement[Any]] = [live.c[n] for n in names]
+    chosen[4] = sa.func.coalesce(live.c[naming.DELETED_AT], now)
+    conn.execute(stage.insert().from_select(names, sa.select(*chosen).where(missing)))
+    return count
 
 
 def _swap(conn: sa.Connection, flavor: Flavor, catalog: Catalog, target: TableTarget) -> None:
@@ -156,6 +209,9 @@ def _sync(
     sql_table: str,
     fields: Sequence[FieldSpec],
     known: Sequence[Column],
+    *,
+    retire: bool = False,
+    carry: Sequence[Column] = (),
 ) -> tuple[Column, ...]:
     """Map ``fields`` to columns of ``sql_table`` and make the table have them.
 
@@ -197,11 +253,13 @@ def _sync(
         layout = [*columns, *(c for c in known if c.column in physical and c.column not in current)]
         retype.migrate(conn, flavor, sql_table, changes, layout)
         # ... and are marked retired in the catalog (un-marked if their field comes back).
-        catalog.retire_columns(conn, sql_table, [c for c in known if c.column in physical],
-                               {c.field_key for c in columns})
+        if retire:
+            catalog.retire_columns(conn, sql_table, [c for c in known if c.column in physical],
+                                   {c.field_key for c in columns})
     else:
-        table.create(conn)
-    catalog.save_columns(conn, sql_table, columns)
+        # A fresh staging table keeps the live table's retired columns (filled at the swap).
+        ddl.data_table(flavor, sql_table, [*columns, *carry]).create(conn)
+    catalog.save_columns(conn, sql_table, [*columns, *carry])
     return tuple(columns)
 
 

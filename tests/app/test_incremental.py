@@ -225,3 +225,25 @@ def test_a_deleted_field_keeps_its_column_marked_retired(warehouse):
     assert rows(warehouse)["rec1"]["total"] == 1
     warehouse.prepare_table(SCHEMA, run_id="r3", replace=False)
     assert warehouse.retired_columns("airtable__orders") == {}
+
+
+def test_a_replacing_load_keeps_retired_columns_and_deleted_rows(warehouse):
+    records = [{"id": f"rec{i}", "fields": {"Name": f"n{i}", "Total": i}} for i in range(3)]
+    target = warehouse.prepare_table(SCHEMA, run_id="r1", replace=True)
+    warehouse.load_batch(target, Batch("r1", TABLE, 0, records))
+    warehouse.finish_table(target, SyncCommit("airtable:appX", None))
+    fewer = TableSchema(TABLE, tuple(f for f in SCHEMA.fields if f.name != "Total"))
+    target = warehouse.prepare_table(fewer, run_id="r2", replace=True)
+    warehouse.load_batch(target, Batch("r2", TABLE, 0, [{"id": "rec0", "fields": {"Name": "z"}},
+                                                         {"id": "rec1", "fields": {"Name": "y"}}]))
+    assert warehouse.finish_table(target, SyncCommit("airtable:appX", None)) == 1
+    stored = rows(warehouse)
+    assert stored["rec0"]["name"] == "z" and stored["rec0"]["total"] == 0
+    assert stored["rec2"]["name"] == "n2" and stored["rec2"][naming.DELETED_AT] is not None
+    assert stored["rec1"][naming.DELETED_AT] is None
+    assert warehouse.retired_columns("airtable__orders") == {"fldTotal": "total"}
+    # With hard deletes a replacing load keeps only what it listed.
+    target = warehouse.prepare_table(fewer, run_id="r3", replace=True)
+    warehouse.load_batch(target, Batch("r3", TABLE, 0, [{"id": "rec0", "fields": {"Name": "z"}}]))
+    warehouse.finish_table(target, SyncCommit("airtable:appX", None, hard_deletes=True))
+    assert set(rows(warehouse)) == {"rec0"}
