@@ -192,6 +192,11 @@ class InProcessRun:
             raise
         else:
             report.state = TableState.SUCCEEDED
+        record_changes = getattr(self.recorder, "table_changes", None)  # optional: newer recorders
+        if record_changes is not None:
+            record_changes(run_id, table_id, {
+                "mode": report.mode, "change_source": report.change_source,
+                "deleted": report.deleted, "requests": report.requests, "cursor": report.cursor})
         self.recorder.table_state(run_id, table_id, TableState(report.state), error=report.error,
                                   sql_table=report.sql_table)
         self.listener.table_finished(report)

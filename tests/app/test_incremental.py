@@ -247,3 +247,14 @@ def test_a_replacing_load_keeps_retired_columns_and_deleted_rows(warehouse):
     warehouse.load_batch(target, Batch("r3", TABLE, 0, [{"id": "rec0", "fields": {"Name": "z"}}]))
     warehouse.finish_table(target, SyncCommit("airtable:appX", None, hard_deletes=True))
     assert set(rows(warehouse)) == {"rec0"}
+
+
+def test_a_schedule_asks_for_incremental_runs_through_its_options():
+    from app.extractors import AirtableExtractor
+    from app.workflows import ETLWorkflow
+    from broker.scheduling import ScheduledRun
+
+    entry = ScheduledRun("often", ETLWorkflow(AirtableExtractor), 60, options={"incremental": True})
+    planned = entry.workflow.plan(**entry.options)  # what the producer does on each tick
+    assert planned.options.mode is WriteMode.INCREMENTAL
+    assert RunPlan.from_json(json.loads(json.dumps(planned.to_json()))).options == planned.options
