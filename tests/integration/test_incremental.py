@@ -138,7 +138,8 @@ def backend_schema(pg_schema):
 @pytest.mark.parametrize("backend", ["sqlite", "postgres"])
 def test_one_incremental_run_lands_updates_creates_deletes_and_schema_changes(
         backend, driver, tmp_path, pg_schema):
-    redis.Redis.from_url(TEST_REDIS_URL).flushdb()
+    if driver == "workers":
+        redis.Redis.from_url(TEST_REDIS_URL).flushdb()
     base = build_base(BASE, TABLES, seed=21)
     warehouse = make_warehouse(backend, tmp_path, pg_schema)
     with run_sandbox([base], SandboxConfig(token=TOKEN, requests_per_second=0)) as sandbox:
