@@ -66,10 +66,10 @@ class Driver:
             except RunFailedError as exc:
                 return exc.report.to_json()
             return report.to_json()
-        extractor = AirtableExtractor(base_id=BASE, api_url=self.sandbox.url,
-                                      requests_per_second=1000)
         with pytest.MonkeyPatch.context() as env:
-            env.setenv("AIRTABLE_API_KEY", TOKEN)
+            env.setenv("AIRTABLE_API_KEY", TOKEN)  # the producer's own; never sent
+            extractor = AirtableExtractor(base_id=BASE, api_url=self.sandbox.url,
+                                          requests_per_second=1000)
             handle = enqueue(ETLWorkflow(extractor, self.warehouse), **options)
         final = handle.wait(timeout=240, raise_on_failure=False)
         assert final["state"] == "succeeded", (final.get("error"), self.workers[1].log()[-3000:])
@@ -134,6 +134,7 @@ def backend_schema(pg_schema):
     return pg_schema
 
 
+@pytest.mark.timeout(900)  # a shared 2-core machine; each case runs three syncs
 @pytest.mark.parametrize("driver", ["in-process", "workers"])
 @pytest.mark.parametrize("backend", ["sqlite", "postgres"])
 def test_one_incremental_run_lands_updates_creates_deletes_and_schema_changes(
@@ -179,6 +180,7 @@ def test_one_incremental_run_lands_updates_creates_deletes_and_schema_changes(
     warehouse.dispose()
 
 
+@pytest.mark.timeout(900)
 def test_a_failed_run_does_not_move_the_cursor_and_the_next_run_lands_everything(
         tmp_path, monkeypatch):
     base = build_base(BASE, TABLES, seed=22)
@@ -256,6 +258,7 @@ def test_merge_and_hard_deletes_fill_deleted_rows(tmp_path):
     warehouse.dispose()
 
 
+@pytest.mark.timeout(900)  # 20,000 records generated and synced
 def test_an_incremental_run_costs_at_most_5_percent_of_the_full_syncs_requests(tmp_path):
     """20,000 records (the issue's size): 1 % of them changed, the delete listing not due."""
     base = build_base(BASE, {"Orders": 20_000}, seed=24)
