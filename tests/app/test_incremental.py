@@ -258,3 +258,34 @@ def test_a_schedule_asks_for_incremental_runs_through_its_options():
     planned = entry.workflow.plan(**entry.options)  # what the producer does on each tick
     assert planned.options.mode is WriteMode.INCREMENTAL
     assert RunPlan.from_json(json.loads(json.dumps(planned.to_json()))).options == planned.options
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "duckdb"])
+def test_deletes_and_cursor_through_the_warehouse_api(kind, tmp_path):
+    from app.warehouses import DuckDBWarehouse
+
+    store = (SQLiteWarehouse(f"sqlite:///{tmp_path / 'w.db'}") if kind == "sqlite"
+             else DuckDBWarehouse(f"duckdb:///{tmp_path / 'w.duckdb'}"))
+    try:
+        records = [{"id": f"rec{i}", "fields": {"Name": f"n{i}", "Total": i}} for i in range(4)]
+        target, result = loaded(store, "r1", records, seen=True)
+        assert result.created == 4
+        store.finish_table(target, SyncCommit("airtable:appX", {"source": "window", "until": UNTIL},
+                                              full_listing=True))
+        target, result = loaded(store, "r2", [{"id": "rec0", "fields": {"Name": "m"}},
+                                              {"id": "rec9", "fields": {"Name": "new"}}])
+        assert (result.loaded, result.created) == (2, 1)
+        store.load_batch(target, Batch("r2", TABLE, 1, [{"id": "rec1", "fields": {"Total": 7}}],
+                                       fields=("Total",), seen=True))
+        store.load_batch(target, Batch("r2", TABLE, 2, [{"id": i, "fields": {}} for i in
+                                                        ("rec0", "rec1", "rec9")], fields=(), seen=True))
+        assert store.finish_table(target, SyncCommit("airtable:appX", {"source": "window",
+                                                                       "until": "2027"},
+                                                     full_listing=True)) == 2
+        assert store.deleted_ids(TABLE) == {"rec2", "rec3"}
+        assert store.sync_state("airtable:appX", TABLE, "window") == {"source": "window",
+                                                                      "until": "2027"}
+        got = {r["id"]: r["fields"] for r in store.read_records(TABLE)}
+        assert got["rec0"]["Name"] == "m" and got["rec1"] == {"Name": "n1", "Total": 7}
+    finally:
+        store.dispose()
