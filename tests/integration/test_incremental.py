@@ -281,3 +281,53 @@ def test_an_incremental_run_costs_at_most_5_percent_of_the_full_syncs_requests(t
         assert incremental <= 0.05 * full, (incremental, full)
         assert differences(warehouse, api, "Orders", skip=(ROLLUP,)) == []
     warehouse.dispose()
+
+
+@pytest.mark.timeout(900)
+def test_on_workers_a_run_whose_load_worker_died_never_moves_the_cursor(tmp_path):
+    """The load worker is SIGKILLed; the incremental run extracts but cannot finish, and is
+    cancelled: the cursor has not moved. A new load worker and the next run land everything."""
+    redis.Redis.from_url(TEST_REDIS_URL).flushdb()
+    base = build_base(BASE, TABLES, seed=25)
+    warehouse = make_warehouse("sqlite", tmp_path, "")
+    with run_sandbox([base], SandboxConfig(token=TOKEN, requests_per_second=0)) as sandbox:
+        api = Api(TOKEN, endpoint_url=sandbox.url)
+        runner = Driver("workers", sandbox, warehouse, tmp_path)
+        try:
+            runner.run()
+            ref = TableRef("airtable", api.table(BASE, "Orders").schema().id, "Orders")
+            before = warehouse.sync_state(f"airtable:{BASE}", ref, "window")
+            assert before is not None
+            time.sleep(1.1)
+            changed = change_the_base(api)
+            runner.workers[1].kill()
+            with pytest.MonkeyPatch.context() as env:
+                env.setenv("AIRTABLE_API_KEY", TOKEN)
+                extractor = AirtableExtractor(base_id=BASE, api_url=sandbox.url,
+                                              requests_per_second=1000)
+                handle = enqueue(ETLWorkflow(extractor, warehouse), incremental=True,
+                                 computed_every=1)
+            deadline = time.monotonic() + 120
+            while time.monotonic() < deadline:
+                tables_now = handle.status().get("tables", [])
+                if any(t["table"]["name"] == "Orders" and t["requests"] for t in tables_now):
+                    break
+                time.sleep(0.5)
+            else:
+                pytest.fail("the incremental run never started listing Orders")
+            assert warehouse.sync_state(f"airtable:{BASE}", ref, "window") == before
+            handle.cancel()
+            assert handle.wait(timeout=60, raise_on_failure=False)["state"] == "cancelled"
+            assert warehouse.sync_state(f"airtable:{BASE}", ref, "window") == before
+            assert warehouse.deleted_ids(ref) == set()
+            runner.workers[1] = WorkerProcess("load", runner.workers[1].env, tmp_path).start()
+            landed = runner.run(incremental=True, computed_every=1)
+            assert table_report(landed, "Orders")["deleted"] == 10
+            assert differences(warehouse, api, "Orders") == []
+            assert differences(warehouse, api, "Clients") == []
+            assert warehouse.deleted_ids(ref) == set(changed["deleted"])
+            after = warehouse.sync_state(f"airtable:{BASE}", ref, "window")
+            assert after is not None and after["until"] > before["until"]
+        finally:
+            runner.stop()
+    warehouse.dispose()
