@@ -27,7 +27,11 @@ request was answered, so a record modified while the listing pages falls into th
 window. Upserts are idempotent, so the overlap only re-reads a few records. Computed fields
 (formula, rollup, lookup, count) change without moving a record's modified time: every
 ``computed_every``-th run lists them for every record (and that listing finds deletes too);
-otherwise every ``deletes_every``-th run lists every id with one cheap field.
+otherwise every ``deletes_every``-th run lists every id with one cheap field. The refresh
+updates only those fields' columns of rows that exist (``Batch.fields``); a record created
+since the records phase began waits for the next window, and ``__unfit`` keeps what the last
+whole-record write put there (a computed value that fits no column shows up on the record's
+next change or full listing).
 """
 
 from __future__ import annotations
