@@ -285,8 +285,8 @@ def test_an_incremental_run_costs_at_most_5_percent_of_the_full_syncs_requests(t
 
 @pytest.mark.timeout(900)
 def test_on_workers_a_run_whose_load_worker_died_never_moves_the_cursor(tmp_path):
-    """The load worker is SIGKILLed; the incremental run extracts but cannot finish, and is
-    cancelled: the cursor has not moved. A new load worker and the next run land everything."""
+    """The load worker is SIGKILLed; the incremental run extracts but cannot load, and is
+    cancelled: the cursor has not moved. With a new load worker the next run lands everything."""
     redis.Redis.from_url(TEST_REDIS_URL).flushdb()
     base = build_base(BASE, TABLES, seed=25)
     warehouse = make_warehouse("sqlite", tmp_path, "")
@@ -316,11 +316,11 @@ def test_on_workers_a_run_whose_load_worker_died_never_moves_the_cursor(tmp_path
             else:
                 pytest.fail("the incremental run never started listing Orders")
             assert warehouse.sync_state(f"airtable:{BASE}", ref, "window") == before
-            handle.cancel()
-            assert handle.wait(timeout=60, raise_on_failure=False)["state"] == "cancelled"
+            handle.cancel()  # the run ends cancelled once a load worker sees its messages
+            runner.workers[1] = WorkerProcess("load", runner.workers[1].env, tmp_path).start()
+            assert handle.wait(timeout=120, raise_on_failure=False)["state"] == "cancelled"
             assert warehouse.sync_state(f"airtable:{BASE}", ref, "window") == before
             assert warehouse.deleted_ids(ref) == set()
-            runner.workers[1] = WorkerProcess("load", runner.workers[1].env, tmp_path).start()
             landed = runner.run(incremental=True, computed_every=1)
             assert table_report(landed, "Orders")["deleted"] == 10
             assert differences(warehouse, api, "Orders") == []
