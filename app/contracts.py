@@ -145,24 +145,38 @@ class Batch:
     table: TableRef
     batch_no: int
     records: list[Record]
+    #: The field names the listing asked for (None: every field). ``()`` lists ids only: the
+    #: batch says which records exist; a non-empty tuple updates only those fields' columns.
+    fields: tuple[str, ...] | None = None
+    #: The batch is part of a listing of every live record: its ids count as seen, and the
+    #: rows no such batch saw are deleted at the end (``app.sync.changes``).
+    seen: bool = False
     v: int = 1
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        data: dict[str, Any] = {
             "run_id": self.run_id,
             "table": self.table.to_json(),
             "batch_no": self.batch_no,
             "records": list(self.records),
             "v": self.v,
         }
+        if self.fields is not None:
+            data["fields"] = list(self.fields)
+        if self.seen:
+            data["seen"] = True
+        return data
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Batch:
+        fields = data.get("fields")
         return cls(
             run_id=data["run_id"],
             table=TableRef.from_json(data["table"]),
             batch_no=data["batch_no"],
             records=data["records"],
+            fields=tuple(fields) if fields is not None else None,
+            seen=bool(data.get("seen", False)),
             v=data.get("v", 1),
         )
 
@@ -185,6 +199,8 @@ class BatchResult:
     loaded: int
     rejected: tuple[RejectedRecord, ...] = field(default=())
     replayed: bool = False
+    #: Of ``loaded``, the records the table did not have before (the others were updated).
+    created: int = 0
     v: int = 1
 
     def to_json(self) -> dict[str, Any]:
@@ -201,5 +217,23 @@ class BatchResult:
             loaded=data["loaded"],
             rejected=tuple(RejectedRecord(**r) for r in data.get("rejected", ())),
             replayed=data.get("replayed", False),
+            created=data.get("created", 0),
             v=data.get("v", 1),
         )
+
+
+@dataclass(frozen=True)
+class SyncCommit:
+    """What finishing a table commits with its data besides the swap: deletes and sync state.
+
+    ``source`` is the source's identity (``airtable:app…``); ``cursor`` the table's new
+    state (a dict with a ``source`` key naming the change source), None to store none.
+    ``full_listing``: a listing of every live record ran, so rows it did not see were deleted
+    at the source; ``deleted_ids`` are records the source itself said were deleted.
+    """
+
+    source: str
+    cursor: dict[str, Any] | None
+    full_listing: bool = False
+    hard_deletes: bool = False
+    deleted_ids: tuple[str, ...] = ()

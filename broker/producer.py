@@ -124,7 +124,9 @@ def enqueue(
             schema), ``skip`` records this run as skipped (the default), ``queue`` makes it
             start when that run ends, ``allow`` runs it anyway.
         trigger: who asked for the run (``manual``, ``schedule:<name>``), shown in the status.
-        **run_options: ``drop_tables`` and ``tables`` (names or ids) for an ETLWorkflow.
+        **run_options: for an ETLWorkflow, ``drop_tables``, ``tables`` (names or ids),
+            ``incremental``, ``hard_deletes``, ``deletes_every``, ``computed_every`` (see
+            ``ETLWorkflow.run``).
 
     Raises:
         ConfigurationError: an unknown option, or an extractor or warehouse argument that

@@ -22,7 +22,9 @@ class ScheduledRun:
         name: unique entry name; scheduled runs show ``schedule:<name>`` as their trigger.
         workflow: e.g. ``ETLWorkflow(AirtableExtractor, PostgresWarehouse)``.
         every: a ``crontab(...)``, ``schedule(...)``, ``solar(...)``, timedelta or seconds (UTC).
-        options: run options (``drop_tables``, ``tables``).
+        options: run options (``drop_tables``, ``tables``, ``incremental``, ``hard_deletes``,
+            ``deletes_every``, ``computed_every``); a frequent schedule wants
+            ``{"incremental": True}``.
         overlap: while the previous run still goes, ``skip`` this tick (default) or ``queue`` it.
     """
 

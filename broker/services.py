@@ -4,7 +4,9 @@ status``/``runs`` and paces its requests with the workers."""
 
 from __future__ import annotations
 
+import json
 import logging
+from typing import Any
 
 import redis
 
@@ -44,7 +46,16 @@ class RedisRecorder:
         self.store.record_fetched(run_id, table_id, batch_no, count)
 
     def batch_loaded(self, run_id: str, table_id: str, result: BatchResult) -> None:
-        self.store.record_loaded(run_id, table_id, result.batch_no, result.loaded, result.rejected)
+        self.store.record_loaded(run_id, table_id, result.batch_no, result.loaded, result.rejected,
+                                 created=result.created)
+
+    def table_changes(self, run_id: str, table_id: str, changes: dict[str, Any]) -> None:
+        """The table's mode, change source, requests, deletes and cursor, as workers record them."""
+        requests = int(changes.pop("requests", 0) or 0)
+        cursor = changes.pop("cursor", None)
+        self.store.count_requests(run_id, table_id, requests)
+        self.store.update_table(run_id, table_id, cursor=json.dumps(cursor) if cursor else None,
+                                **{k: str(v) for k, v in changes.items() if v is not None})
 
     def counts_reset(self, run_id: str, table_id: str) -> None:
         self.store.reset_table_counts(run_id, table_id)

@@ -173,7 +173,8 @@ class RunStatus:
 
     def reset_table_counts(self, run_id: str, table_id: str) -> None:
         """Forget a table's counts: its listing restarts from the beginning."""
-        self.r.delete(*(self._table(run_id, table_id, part) for part in ("fetched", "loaded", "rejected")))
+        self.r.delete(*(self._table(run_id, table_id, part)
+                        for part in ("fetched", "loaded", "rejected", "created")))
 
     def record_fetched(self, run_id: str, table_id: str, batch_no: int, count: int) -> None:
         key = self._table(run_id, table_id, "fetched")
@@ -183,11 +184,15 @@ class RunStatus:
 
     def record_loaded(
         self, run_id: str, table_id: str, batch_no: int, loaded: int,
-        rejected: tuple[RejectedRecord, ...] = (),
+        rejected: tuple[RejectedRecord, ...] = (), *, created: int = 0,
     ) -> None:
         loaded_key = self._table(run_id, table_id, "loaded")
         rejected_key = self._table(run_id, table_id, "rejected")
         self.r.hset(loaded_key, str(batch_no), loaded)
+        if created:
+            created_key = self._table(run_id, table_id, "created")
+            self.r.hset(created_key, str(batch_no), created)
+            self._touch(created_key)
         if rejected:
             payload = [{"record_id": r.record_id, "reason": r.reason} for r in rejected]
             self.r.hset(rejected_key, str(batch_no), json.dumps(payload))
@@ -228,12 +233,15 @@ class RunStatus:
 
     def _table_status(self, run_id: str, table: TableRef) -> dict[str, Any]:
         info = self.r.hgetall(self._table(run_id, table.table_id))
-        fetched = rules.last_epoch(self._per_batch(run_id, table.table_id, "fetched"))
-        loaded = rules.last_epoch(self._per_batch(run_id, table.table_id, "loaded"))
+        counts = {part: self._per_batch(run_id, table.table_id, part)
+                  for part in ("fetched", "loaded", "created")}
+        epoch = max((rules.epoch_of(b) for part in counts.values() for b in part), default=0)
+        fetched, loaded, created = (rules.last_epoch(counts[part], epoch)
+                                    for part in ("fetched", "loaded", "created"))
         rejected_raw = self.r.hgetall(self._table(run_id, table.table_id, "rejected"))
-        newest = {str(n) for n in rules.last_epoch({int(b): 0 for b in rejected_raw})}
-        rejected = [r for batch, raw in rejected_raw.items() if batch in newest
+        rejected = [r for batch, raw in rejected_raw.items() if rules.epoch_of(int(batch)) == epoch
                     for r in json.loads(raw)]
+        loaded_total, created_total = sum(loaded.values()), sum(created.values())
         sync = self.r.hmget(self._table(run_id, table.table_id, "sync"),
                             ["recoveries", "recovered_batches"])
         return {
@@ -247,9 +255,15 @@ class RunStatus:
             "state": info.get("state", "pending"),
             "error": info.get("error"),
             "fetched": sum(fetched.values()),
-            "loaded": sum(loaded.values()),
+            "loaded": loaded_total,
             "batches": len(loaded),
             "rejected": rejected,
+            "mode": info.get("mode"),
+            "change_source": info.get("change_source"),
+            "created": created_total,
+            "updated": max(loaded_total - created_total, 0),
+            "deleted": int(info.get("deleted", 0)),
+            "cursor": json.loads(info["cursor"]) if info.get("cursor") else None,
         }
 
     def _per_batch(self, run_id: str, table_id: str, part: str) -> dict[int, int]:

@@ -103,8 +103,13 @@ def start_table(self: SyncTask, sync_json: dict[str, Any]) -> dict[str, Any]:
         return {"state": "cancelled"}
     status_store().update_table(sync.run_id, sync.table.table_id, state=TableState.RUNNING.value)
     extractor = build_extractor(sync.plan.extractor)
+    sync = steps.plan_listing(extractor, build_warehouse(sync.plan.warehouse), sync)
     page = steps.first_page(extractor, sync)
+    sync = steps.started(sync, page)
     status_store().count_requests(sync.run_id, sync.table.table_id, 1)
+    status_store().update_table(sync.run_id, sync.table.table_id,
+                                mode=str(sync.plan.options.mode_for(sync.table)),
+                                change_source=sync.change.source if sync.change else None)
     sample = steps.sample_of(page.records, sync.plan.batch_max_bytes)
     first = list(steps.iter_batches([page], sync, 0))
     self.record(sync.run_id, sync.table.table_id, "succeeded")

@@ -69,7 +69,7 @@ def _load(task: SyncTask, sync: TableSync, batch: Batch) -> Any:
     with batch_latency.timed():
         result = steps.load(build_warehouse(sync.plan.warehouse), sync, batch)
     status_store().record_loaded(sync.run_id, sync.table.table_id, batch.batch_no, result.loaded,
-                                 result.rejected)
+                                 result.rejected, created=result.created)
     task.record(sync.run_id, sync.table.table_id, "succeeded", batch_no=batch.batch_no)
     return result
 
@@ -80,7 +80,9 @@ def finish_table(self: SyncTask, sync_json: dict[str, Any]) -> dict[str, Any]:
     sync = TableSync.from_json(sync_json)
     if cancelled(sync):
         return {"state": "cancelled"}
-    steps.finish(build_warehouse(sync.plan.warehouse), sync)
+    deleted = steps.finish(build_warehouse(sync.plan.warehouse), sync)
+    status_store().update_table(sync.run_id, sync.table.table_id, deleted=str(deleted),
+                                cursor=json.dumps(sync.change.cursor) if sync.change else None)
     self.record(sync.run_id, sync.table.table_id, "succeeded")
     end_table(sync, TableState.SUCCEEDED)
     return {"state": "ok"}

@@ -34,6 +34,7 @@ class AirtableExtractor(TabularExtractor):
     """
 
     source_name: ClassVar[str] = "airtable"
+    filters_by_modified_time: ClassVar[bool] = True
 
     def __init__(
         self,
@@ -134,12 +135,14 @@ class AirtableExtractor(TabularExtractor):
         return TableSchema(table=table, fields=tuple(_field_spec(f) for f in meta["fields"]))
 
     def iter_pages(self, table: TableRef, cursor: str | None = None,
-                   formula: str | None = None) -> Iterator[Page]:
+                   formula: str | None = None, fields: list[str] | None = None) -> Iterator[Page]:
         """Pages of at most 100 records, in Airtable's order, resuming after ``cursor``.
 
         ``formula`` (``filterByFormula``) lists only the records it keeps, e.g. one
-        partition's window (``app.extractors.partitions``); a cursor resumes only the listing
-        with the same formula.
+        partition's window (``app.extractors.partitions``) or the records modified since a
+        time (``app.sync.changes``); ``fields`` (``fields[]``) lists only those fields. A
+        cursor resumes only the listing with the same formula and fields. Each page carries
+        the server's time of its answer (the ``Date`` header).
         """
         url = self.api.table(self.base_id, table.table_id).urls.records
         offset = cursor
@@ -147,12 +150,14 @@ class AirtableExtractor(TabularExtractor):
             options: dict[str, Any] = {"page_size": PAGE_SIZE}
             if formula:
                 options["formula"] = formula
+            if fields is not None:
+                options["fields"] = fields
             if offset:
                 options["offset"] = offset
             body = self._call("GET", url, f"table {table.name!r}", options=options)
             offset = body.get("offset")
             records: list[Record] = body.get("records", [])
-            yield Page(records, offset)
+            yield Page(records, offset, server_time=self.session.last_date)
             if not offset:
                 return
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import email.utils
 import logging
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 import requests
@@ -61,6 +63,8 @@ class RateLimitedSession(requests.Session):
         self.max_penalties = max_penalties
         self.on_wait = on_wait
         self.rate_limited = 0
+        #: The ``Date`` header of the last answer: the server's clock, for time windows.
+        self.last_date: datetime | None = None
 
     def request(self, method: str | bytes, url: str | bytes, *args: Any, **kwargs: Any) -> Any:
         retrying = Retrying(
@@ -96,6 +100,7 @@ class RateLimitedSession(requests.Session):
                 continue
             if response.status_code in SERVER_ERRORS:
                 raise _ServerError(response)
+            self.last_date = _date_header(response)
             return response
         raise SourceUnavailableError(
             f"Airtable kept answering 429 for base {self.base_key} "
@@ -143,6 +148,16 @@ class RateLimitedSession(requests.Session):
     def _log_retry(state: RetryCallState) -> None:
         outcome = state.outcome.exception() if state.outcome else None
         log.warning("Airtable request failed (%s); retry %d", outcome, state.attempt_number)
+
+
+def _date_header(response: requests.Response) -> datetime | None:
+    raw = response.headers.get("Date")
+    if not raw:
+        return None
+    try:
+        return email.utils.parsedate_to_datetime(raw).astimezone(UTC)
+    except (TypeError, ValueError):
+        return None
 
 
 def _origin(url: str) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, ClassVar
 
 from app.contracts import FieldSpec, Record, TableRef, TableSchema
@@ -18,6 +19,12 @@ class Page:
 
     records: list[Record]
     next_cursor: str | None = None
+    #: The fields the listing asked for (None: every field; ``()``: the ids alone matter).
+    fields: tuple[str, ...] | None = None
+    #: The page belongs to a listing of every live record (``app.sync.changes``).
+    seen: bool = False
+    #: The source's clock when it answered (e.g. Airtable's ``Date`` header), if known.
+    server_time: datetime | None = None
 
 
 class TabularExtractor(ABC):
@@ -41,6 +48,11 @@ class TabularExtractor(ABC):
     source_name: ClassVar[str] = "custom"
     #: Records per page when ``iter_pages`` is not overridden.
     page_size: ClassVar[int] = 100
+    #: Whether ``iter_pages`` takes ``formula`` (Airtable's ``filterByFormula``, with
+    #: ``LAST_MODIFIED_TIME()``) and ``fields``, and pages carry ``server_time``: then an
+    #: incremental run reads only what changed (``app.sync.changes``); else it lists
+    #: every record, as a merge does.
+    filters_by_modified_time: ClassVar[bool] = False
 
     @abstractmethod
     def list_tables(self) -> list[TableRef]:

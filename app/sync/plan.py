@@ -15,7 +15,11 @@ from app.errors import ConfigurationError
 from app.sync.states import WriteMode
 
 #: Options a run of an ETLWorkflow accepts, in-process and on workers alike.
-RUN_OPTIONS = ("drop_tables", "tables")
+RUN_OPTIONS = ("drop_tables", "tables", "incremental", "hard_deletes", "deletes_every",
+               "computed_every")
+#: Default cadences of an incremental run's full listings (see ``app.sync.changes``).
+DELETES_EVERY = 1
+COMPUTED_EVERY = 6
 
 
 @dataclass(frozen=True)
@@ -25,6 +29,14 @@ class RunOptions:
     mode: WriteMode = WriteMode.MERGE
     #: Table names or ids to sync; empty means every table of the source.
     tables: tuple[str, ...] = ()
+    #: With ``mode`` MERGE: the tables (names or ids) synced incrementally, the others merged.
+    incremental_tables: tuple[str, ...] = ()
+    #: A record deleted at the source is deleted from the warehouse (else ``__deleted_at`` is set).
+    hard_deletes: bool = False
+    #: An incremental run lists every live id (to find deletes) on every N-th run of a table.
+    deletes_every: int = DELETES_EVERY
+    #: An incremental run re-lists computed fields (formula, lookup, rollup, count) every N-th run.
+    computed_every: int = COMPUTED_EVERY
 
     @classmethod
     def parse(cls, **options: Any) -> RunOptions:
@@ -45,25 +57,141 @@ class RunOptions:
         if isinstance(tables, str):
             tables = [t for t in tables.split(",")]
         names = tuple(str(t).strip() for t in tables if str(t).strip())
-        return cls(mode=WriteMode.REPLACE if drop else WriteMode.MERGE, tables=names)
+        incremental = options.get("incremental", False)
+        chosen: tuple[str, ...] = ()
+        if isinstance(incremental, str | list | tuple) and not isinstance(incremental, bool):
+            chosen = tuple(_names(incremental))
+            incremental = False
+        elif not isinstance(incremental, bool):
+            raise ConfigurationError(
+                f"incremental must be True, False or a list of tables, not {incremental!r}")
+        if drop and (incremental or chosen):
+            raise ConfigurationError("drop_tables and incremental exclude each other: "
+                                     "a replacing run reads every record anyway")
+        hard = options.get("hard_deletes", False)
+        if not isinstance(hard, bool):
+            raise ConfigurationError(f"hard_deletes must be True or False, not {hard!r}")
+        mode = WriteMode.REPLACE if drop else WriteMode.INCREMENTAL if incremental else WriteMode.MERGE
+        return cls(mode=mode, tables=names, incremental_tables=chosen, hard_deletes=hard,
+                   deletes_every=_every(options, "deletes_every", DELETES_EVERY),
+                   computed_every=_every(options, "computed_every", COMPUTED_EVERY))
 
     @property
     def replace(self) -> bool:
         return self.mode is WriteMode.REPLACE
+
+    def mode_for(self, table: TableRef) -> WriteMode:
+        """How ``table`` is written: ``incremental_tables`` turns a merge incremental per table."""
+        if self.mode is WriteMode.MERGE and (
+                table.table_id in self.incremental_tables or table.name in self.incremental_tables):
+            return WriteMode.INCREMENTAL
+        return self.mode
 
     def to_user(self) -> dict[str, Any]:
         """The options as the user spells them (for status and run history)."""
         data: dict[str, Any] = {"drop_tables": self.replace}
         if self.tables:
             data["tables"] = list(self.tables)
+        if self.mode is WriteMode.INCREMENTAL:
+            data["incremental"] = True
+        elif self.incremental_tables:
+            data["incremental"] = list(self.incremental_tables)
+        if self.hard_deletes:
+            data["hard_deletes"] = True
+        if self.deletes_every != DELETES_EVERY:
+            data["deletes_every"] = self.deletes_every
+        if self.computed_every != COMPUTED_EVERY:
+            data["computed_every"] = self.computed_every
         return data
 
     def to_json(self) -> dict[str, Any]:
-        return {"mode": self.mode.value, "tables": list(self.tables)}
+        data: dict[str, Any] = {"mode": self.mode.value, "tables": list(self.tables)}
+        # Only what differs from the defaults: older plans and workers read the same shape.
+        if self.incremental_tables:
+            data["incremental_tables"] = list(self.incremental_tables)
+        if self.hard_deletes:
+            data["hard_deletes"] = True
+        if self.deletes_every != DELETES_EVERY:
+            data["deletes_every"] = self.deletes_every
+        if self.computed_every != COMPUTED_EVERY:
+            data["computed_every"] = self.computed_every
+        return data
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> RunOptions:
-        return cls(mode=WriteMode(data["mode"]), tables=tuple(data.get("tables", ())))
+        return cls(mode=WriteMode(data["mode"]), tables=tuple(data.get("tables", ())),
+                   incremental_tables=tuple(data.get("incremental_tables", ())),
+                   hard_deletes=bool(data.get("hard_deletes", False)),
+                   deletes_every=int(data.get("deletes_every", DELETES_EVERY)),
+                   computed_every=int(data.get("computed_every", COMPUTED_EVERY)))
+
+
+def _names(value: str | list[Any] | tuple[Any, ...]) -> list[str]:
+    items = value.split(",") if isinstance(value, str) else value
+    return [str(t).strip() for t in items if str(t).strip()]
+
+
+def _every(options: dict[str, Any], name: str, default: int) -> int:
+    value = options.get(name, default)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ConfigurationError(f"{name} must be a whole number of runs, at least 1, not {value!r}")
+    return value
+
+
+@dataclass(frozen=True)
+class ChangePlan:
+    """What one table's listing reads in a run, decided from its stored sync state
+    (``app.sync.changes``): a full listing, or only what changed, plus full listings of ids
+    (to find deletes) or of computed fields when they are due.
+
+    ``phases`` are listed one after the other: ``records`` (with ``formula`` as
+    ``filterByFormula``; None lists every record), ``ids`` (each record with the one field
+    ``id_field``), ``computed`` (each record with ``computed_fields`` only). ``cursor`` is the
+    state the table will have once the run's data is visible; it is committed with it.
+    """
+
+    source: str
+    #: The source's identity (``airtable:app…``): the sync state is kept under it.
+    identity: str = ""
+    formula: str | None = None
+    phases: tuple[str, ...] = ("records",)
+    id_field: str | None = None
+    computed_fields: tuple[str, ...] = ()
+    cursor: dict[str, Any] = field(default_factory=dict)
+    #: The state the run started from (None: the table had none: a full sync).
+    previous: dict[str, Any] | None = None
+    hard_deletes: bool = False
+    #: Records the source says were deleted (a change feed's destroyed ids).
+    deleted_ids: tuple[str, ...] = ()
+    v: int = 1
+
+    @property
+    def full(self) -> bool:
+        """Whether the records phase lists every record (it then knows every live id)."""
+        return self.formula is None
+
+    @property
+    def finds_deletes(self) -> bool:
+        """Whether some phase lists every live record, so the others are deleted."""
+        return self.full or "ids" in self.phases or "computed" in self.phases
+
+    def to_json(self) -> dict[str, Any]:
+        return {"source": self.source, "identity": self.identity, "formula": self.formula,
+                "phases": list(self.phases),
+                "id_field": self.id_field, "computed_fields": list(self.computed_fields),
+                "cursor": dict(self.cursor), "previous": self.previous,
+                "hard_deletes": self.hard_deletes, "deleted_ids": list(self.deleted_ids),
+                "v": self.v}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> ChangePlan:
+        return cls(source=data["source"], identity=data.get("identity", ""),
+                   formula=data.get("formula"),
+                   phases=tuple(data.get("phases", ("records",))), id_field=data.get("id_field"),
+                   computed_fields=tuple(data.get("computed_fields", ())),
+                   cursor=dict(data.get("cursor") or {}), previous=data.get("previous"),
+                   hard_deletes=bool(data.get("hard_deletes", False)),
+                   deleted_ids=tuple(data.get("deleted_ids", ())), v=data.get("v", 1))
 
 
 @dataclass(frozen=True)
@@ -164,6 +292,8 @@ class TableSync:
     schema: TableSchema | None = None
     target: TableTarget | None = None
     listing: Listing = field(default_factory=Listing)
+    #: What the listing reads (None: every record, as merge and replace runs do).
+    change: ChangePlan | None = None
     v: int = 1
 
     @property
@@ -174,8 +304,9 @@ class TableSync:
         """A copy with ``changes`` (contracts are immutable)."""
         return replace(self, **changes)
 
-    def batch(self, batch_no: int, records: list[Any]) -> Batch:
-        return Batch(self.run_id, self.table, batch_no, records)
+    def batch(self, batch_no: int, records: list[Any], fields: tuple[str, ...] | None = None,
+              seen: bool = False) -> Batch:
+        return Batch(self.run_id, self.table, batch_no, records, fields=fields, seen=seen)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -183,6 +314,7 @@ class TableSync:
             "schema": self.schema.to_json() if self.schema else None,
             "target": self.target.to_json() if self.target else None,
             "listing": self.listing.to_json(), "v": self.v,
+            **({"change": self.change.to_json()} if self.change else {}),
         }
 
     @classmethod
@@ -193,5 +325,6 @@ class TableSync:
             schema=TableSchema.from_json(data["schema"]) if data.get("schema") else None,
             target=TableTarget.from_json(data["target"]) if data.get("target") else None,
             listing=Listing.from_json(data.get("listing") or {}),
+            change=ChangePlan.from_json(data["change"]) if data.get("change") else None,
             v=data.get("v", 1),
         )

@@ -33,13 +33,13 @@ def epoch_of(batch_no: int) -> int:
     return batch_no // EPOCH_SIZE
 
 
-def last_epoch(per_batch: dict[int, int]) -> dict[int, int]:
-    """Per-batch counts of the listing's last epoch only. Batches of an abandoned listing may
-    still land after it restarted (they were queued); their records come again in the new
-    epoch, so counting both would report more records than the table has."""
+def last_epoch(per_batch: dict[int, int], epoch: int | None = None) -> dict[int, int]:
+    """Per-batch counts of the listing's last epoch only (or of ``epoch``). Batches of an
+    abandoned listing may still land after it restarted (they were queued); their records come
+    again in the new epoch, so counting both would report more records than the table has."""
     if not per_batch:
         return {}
-    newest = max(epoch_of(batch_no) for batch_no in per_batch)
+    newest = max(epoch_of(batch_no) for batch_no in per_batch) if epoch is None else epoch
     return {batch_no: n for batch_no, n in per_batch.items() if epoch_of(batch_no) == newest}
 
 

@@ -54,3 +54,6 @@ class WriteMode(StrEnum):
     MERGE = "merge"
     #: Load a staging table and swap it in atomically (``drop_tables=True``).
     REPLACE = "replace"
+    #: Merge only what changed since the table's last successful sync, deletes included
+    #: (``incremental=True``); a table without sync state gets a full merge.
+    INCREMENTAL = "incremental"

@@ -12,9 +12,18 @@ import json
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
-from app.contracts import Batch, BatchResult, Record, TableRef, TableSchema, TableTarget
+from app.contracts import (
+    Batch,
+    BatchResult,
+    Record,
+    SyncCommit,
+    TableRef,
+    TableSchema,
+    TableTarget,
+)
 from app.errors import ConfigurationError
 from app.extractors.base import Page, TabularExtractor
+from app.sync import changes
 from app.sync.plan import TableSync
 from app.warehouses import Warehouse
 from app.warehouses.kinds import detect_schema
@@ -64,7 +73,7 @@ def schema_of(extractor: TabularExtractor, table: TableRef) -> TableSchema:
 
 def first_page(extractor: TabularExtractor, sync: TableSync) -> Page:
     """The first page of the table's listing: the typing sample and its first batches."""
-    return next(iter(extractor.iter_pages(sync.table, None)))
+    return next(iter(changes.pages(extractor, sync, None)))
 
 
 def sample_of(records: list[Record], max_bytes: int) -> list[Record]:
@@ -101,24 +110,32 @@ def iter_batches(pages: Iterable[Page], sync: TableSync, first_batch_no: int) ->
     batch_no, pending_bytes = first_batch_no, 0
     pending: list[Record] = []
     cursor: str | None = None
+    # What the pending records are (a listing's phases never share a batch).
+    kind: tuple[tuple[str, ...] | None, bool] | None = None
     for page in pages:
+        if pending and kind != (page.fields, page.seen):
+            # A new phase: the batch so far ends at the page boundary before it.
+            yield FetchedBatch(sync.batch(batch_no, pending, *kind), cursor, False)  # type: ignore[misc]
+            batch_no, pending, pending_bytes = batch_no + 1, [], 0
+        kind = (page.fields, page.seen)
         for record in page.records:
             size = _size(record)
             if pending and (len(pending) >= plan.batch_max_records
                             or pending_bytes + size > plan.batch_max_bytes):
-                yield FetchedBatch(sync.batch(batch_no, pending), None, False)
+                yield FetchedBatch(sync.batch(batch_no, pending, *kind), None, False)
                 batch_no, pending, pending_bytes = batch_no + 1, [], 0
             pending.append(record)
             pending_bytes += size
         cursor = page.next_cursor
         if cursor is None:
-            yield FetchedBatch(sync.batch(batch_no, pending), None, True)
+            yield FetchedBatch(sync.batch(batch_no, pending, *kind), None, True)
             return
         if len(pending) >= plan.batch_max_records or pending_bytes >= plan.batch_max_bytes:
-            yield FetchedBatch(sync.batch(batch_no, pending), cursor, False)
+            yield FetchedBatch(sync.batch(batch_no, pending, *kind), cursor, False)
             batch_no, pending, pending_bytes = batch_no + 1, [], 0
     if pending or batch_no == first_batch_no:
-        yield FetchedBatch(sync.batch(batch_no, pending), cursor, cursor is None)
+        fields, seen = kind or (None, False)
+        yield FetchedBatch(sync.batch(batch_no, pending, fields, seen), cursor, cursor is None)
 
 
 def listing_batches(extractor: TabularExtractor, sync: TableSync,
@@ -138,7 +155,7 @@ def listing_batches(extractor: TabularExtractor, sync: TableSync,
         if fetched is None or fetched.last:
             return
         start, cursor = fetched.batch.batch_no + 1, fetched.cursor
-    yield from iter_batches(_counted(extractor.iter_pages(sync.table, cursor), on_page), sync, start)
+    yield from iter_batches(_counted(changes.pages(extractor, sync, cursor), on_page), sync, start)
 
 
 def _counted(pages: Iterator[Page], on_page: Callable[[], None] | None) -> Iterator[Page]:
@@ -153,9 +170,38 @@ def load(warehouse: Warehouse, sync: TableSync, batch: Batch) -> BatchResult:
     return warehouse.load_batch(_target(sync), batch)
 
 
-def finish(warehouse: Warehouse, sync: TableSync) -> None:
-    """After the last batch: swap a staging table in atomically."""
-    warehouse.finish_table(_target(sync))
+def plan_listing(extractor: TabularExtractor, warehouse: Warehouse, sync: TableSync) -> TableSync:
+    """What the table's listing reads in this run, from the sync state stored with its data
+    (``app.sync.changes``): everything, or only what changed since the last successful sync."""
+    if sync.plan.options.replace:
+        return changes.plan_change(extractor, sync, None)
+    source = next((s.name for s in changes.SOURCES if s.usable(extractor)), changes.FULL)
+    previous = warehouse.sync_state(extractor.identity(), sync.table, source)
+    return changes.plan_change(extractor, sync, previous)
+
+
+def started(sync: TableSync, page: Page) -> TableSync:
+    """``sync`` once its listing's first page came: the window it reads ends at the server's
+    time of that answer."""
+    return changes.started(sync, page.server_time)
+
+
+def finish(warehouse: Warehouse, sync: TableSync) -> int:
+    """After the last batch: swap a staging table in atomically and, in the same transaction,
+    mark the rows of deleted records and store the table's new sync state.
+
+    Returns:
+        How many rows were found deleted at the source.
+    """
+    change = sync.change
+    commit = None
+    if change is not None and change.identity:
+        # A full listing's state (no change source could serve it) is worth nothing later.
+        cursor = change.cursor if change.cursor.get("source") != changes.FULL else None
+        commit = SyncCommit(source=change.identity, cursor=cursor,
+                            full_listing=change.finds_deletes and not sync.plan.options.replace,
+                            hard_deletes=change.hard_deletes, deleted_ids=change.deleted_ids)
+    return warehouse.finish_table(_target(sync), commit)
 
 
 def abort(warehouse: Warehouse, sync: TableSync) -> None:

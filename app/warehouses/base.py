@@ -18,6 +18,7 @@ from app.contracts import (
     Column,
     Record,
     RejectedRecord,
+    SyncCommit,
     TableRef,
     TableSchema,
     TableTarget,
@@ -313,15 +314,22 @@ class Warehouse(ABC):
         with self._writing(doing) as conn:
             return loader.load(conn, self, self.catalog, target, batch)
 
-    def finish_table(self, target: TableTarget) -> None:
+    def finish_table(self, target: TableTarget, commit: SyncCommit | None = None) -> int:
         """Swap a replacing load's staging table in, atomically; a second call does nothing.
+
+        With ``commit``, in the same transaction: the rows of records deleted at the source
+        get ``__deleted_at`` (or are deleted), and the table's sync state is stored, so a
+        cursor never moves past data that is not visible.
+
+        Returns:
+            How many rows were found deleted at the source.
 
         Raises:
             WarehouseError: the staging table is gone (aborted) or the swap was refused.
             WarehouseUnavailableError: the warehouse is unreachable or locked; retry.
         """
         with self._writing(f"finishing table {target.table.name!r}") as conn:
-            tables.finish(conn, self, self.catalog, target)
+            return tables.finish(conn, self, self.catalog, target, commit)
 
     def abort_table(self, target: TableTarget) -> None:
         """Drop a replacing load's staging table; the live table is left as it was."""
@@ -340,6 +348,30 @@ class Warehouse(ABC):
         with self._reading("reading the table catalog") as conn:
             entry = self.catalog.table_entry(conn, table)
         return None if entry is None else entry.sql_name
+
+    def sync_state(self, source: str, table: TableRef, change_source: str) -> dict[str, Any] | None:
+        """The cursor a change source left for ``table`` of source ``source`` (its identity,
+        e.g. ``airtable:app…``), or None: never synced, or its warehouse table is gone."""
+        with self._reading("reading the sync state") as conn:
+            entry = self.catalog.table_entry(conn, table)
+            if entry is None or not ddl.table_exists(conn, self, entry.sql_name):
+                return None
+            return self.catalog.state(conn, source, table.table_id, change_source)
+
+    def deleted_ids(self, table: TableRef) -> set[str]:
+        """The ids of ``table``'s rows whose record was deleted at the source."""
+        name = self.table_name_for(table)
+        with self._reading(f"reading deleted rows of {table.name!r}") as conn:
+            if name is None or not ddl.table_exists(conn, self, name):
+                return set()
+            data = ddl.data_table(self, name, ())
+            query = sa.select(data.c[naming.ID]).where(data.c[naming.DELETED_AT].is_not(None))
+            return set(conn.execute(query).scalars())
+
+    def retired_columns(self, sql_table: str) -> dict[str, str]:
+        """field key → column of the columns whose field the source no longer has."""
+        with self._reading("reading the column catalog") as conn:
+            return self.catalog.retired_columns(conn, sql_table)
 
     def columns_for(self, sql_table: str) -> list[Column]:
         """The field→column mapping of a warehouse table, in field order."""

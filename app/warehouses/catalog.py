@@ -82,6 +82,36 @@ class Catalog:
             sa.Column("rejected", json),
             sa.Column("loaded_at", timestamp, nullable=False),
         )
+        # The sync state of each source table, committed with its data (``app.sync.changes``):
+        # one cursor per change source, so a window and a change feed keep theirs side by side.
+        self.sync_state = sa.Table(
+            "_conveyor_sync_state",
+            self.metadata,
+            sa.Column("source", sa.Text, primary_key=True),
+            sa.Column("table_id", sa.Text, primary_key=True),
+            sa.Column("change_source", sa.Text, primary_key=True),
+            sa.Column("cursor", json, nullable=False),
+            sa.Column("run_id", sa.Text, nullable=False),
+            sa.Column("updated_at", timestamp, nullable=False),
+        )
+        # The ids a run's listing of every live record saw; the table's other rows were
+        # deleted at the source. Emptied when the run finishes the table.
+        self.seen = sa.Table(
+            "_conveyor_seen",
+            self.metadata,
+            sa.Column("run_id", sa.Text, primary_key=True),
+            sa.Column("table_id", sa.Text, primary_key=True),
+            sa.Column("record_id", sa.Text, primary_key=True),
+        )
+        # Columns whose field the source no longer has: kept with their values.
+        self.retired = sa.Table(
+            "_conveyor_retired_columns",
+            self.metadata,
+            sa.Column("sql_table", sa.Text, primary_key=True),
+            sa.Column("field_key", sa.Text, primary_key=True),
+            sa.Column("column_name", sa.Text, nullable=False),
+            sa.Column("retired_at", timestamp, nullable=False),
+        )
         self.runs = sa.Table(
             "_conveyor_runs",
             self.metadata,
@@ -244,6 +274,66 @@ class Catalog:
         if sql_table is not None:
             query = query.where(b.sql_table == sql_table)
         return {row[0]: row[1] for row in conn.execute(query.order_by(b.batch_no))}
+
+    # -- sync state and deletes ------------------------------------------------------------
+
+    def state(self, conn: sa.Connection, source: str, table_id: str,
+              change_source: str) -> dict[str, Any] | None:
+        """The cursor stored for one source table and change source, or None."""
+        s = self.sync_state.c
+        query = sa.select(s.cursor).where(s.source == source, s.table_id == table_id,
+                                          s.change_source == change_source)
+        value = conn.execute(query).scalar_one_or_none()
+        return dict(value) if isinstance(value, dict) else None
+
+    def save_state(self, conn: sa.Connection, source: str, table_id: str,
+                   cursor: dict[str, Any], run_id: str) -> None:
+        """Store ``cursor`` (its ``source`` key names the change source) for one table."""
+        stmt = self._flavor.upsert(self.sync_state, ["source", "table_id", "change_source"],
+                                   ["cursor", "run_id", "updated_at"])
+        conn.execute(stmt, {"source": source, "table_id": table_id,
+                            "change_source": str(cursor.get("source", "")), "cursor": cursor,
+                            "run_id": run_id, "updated_at": _now()})
+
+    def add_seen(self, conn: sa.Connection, run_id: str, table_id: str, ids: Sequence[str]) -> None:
+        """Remember that a full listing of run ``run_id`` saw ``ids``."""
+        if ids:
+            stmt = self._flavor.upsert(self.seen, ["run_id", "table_id", "record_id"], [])
+            conn.execute(stmt, [{"run_id": run_id, "table_id": table_id, "record_id": i}
+                                for i in dict.fromkeys(ids)])
+
+    def forget_seen(self, conn: sa.Connection, run_id: str, table_id: str) -> None:
+        """Drop what run ``run_id`` saw of ``table_id``."""
+        s = self.seen.c
+        conn.execute(sa.delete(self.seen).where(s.run_id == run_id, s.table_id == table_id))
+
+    def seen_clause(self, record_id: sa.ColumnElement[Any], run_id: str,
+                    table_id: str) -> sa.ColumnElement[bool]:
+        """SQL: the run's full listing saw ``record_id``."""
+        s = self.seen.c
+        return sa.exists().where(s.run_id == run_id, s.table_id == table_id,
+                                 s.record_id == record_id)
+
+    def retire_columns(self, conn: sa.Connection, sql_table: str, columns: Sequence[Column],
+                       current: set[str]) -> None:
+        """Mark the ``columns`` whose field key is not in ``current`` retired (once), and
+        un-retire those whose field came back."""
+        r = self.retired.c
+        back = [c.field_key for c in columns if c.field_key in current]
+        if back:
+            conn.execute(sa.delete(self.retired).where(r.sql_table == sql_table,
+                                                       r.field_key.in_(back)))
+        gone = [c for c in columns if c.field_key not in current]
+        if gone:
+            stmt = self._flavor.upsert(self.retired, ["sql_table", "field_key"], [])
+            conn.execute(stmt, [{"sql_table": sql_table, "field_key": c.field_key,
+                                 "column_name": c.column, "retired_at": _now()} for c in gone])
+
+    def retired_columns(self, conn: sa.Connection, sql_table: str) -> dict[str, str]:
+        """field key → column of the retired columns of ``sql_table``."""
+        r = self.retired.c
+        query = sa.select(r.field_key, r.column_name).where(r.sql_table == sql_table)
+        return {row[0]: row[1] for row in conn.execute(query)}
 
     # -- runs -----------------------------------------------------------------------------
 

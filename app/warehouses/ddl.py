@@ -85,7 +85,7 @@ def on_conflict_upsert(
 
 
 def data_table(flavor: Flavor, name: str, columns: Iterable[Column]) -> sa.Table:
-    """The ``sa.Table`` of a data table: Conveyor's four columns, then one per field."""
+    """The ``sa.Table`` of a data table: Conveyor's five columns, then one per field."""
     return sa.Table(
         name,
         sa.MetaData(schema=flavor.schema),
@@ -93,6 +93,7 @@ def data_table(flavor: Flavor, name: str, columns: Iterable[Column]) -> sa.Table
         sa.Column(naming.CREATED_TIME, flavor.type_for(kinds.TIMESTAMP), quote=True),
         sa.Column(naming.RUN_ID, sa.Text, quote=True),
         sa.Column(naming.UNFIT, flavor.type_for(kinds.JSON), quote=True),
+        sa.Column(naming.DELETED_AT, flavor.type_for(kinds.TIMESTAMP), quote=True),
         *(sa.Column(c.column, flavor.type_for(c.kind), quote=True) for c in columns),
         quote=True,
         quote_schema=True,

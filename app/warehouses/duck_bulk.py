@@ -55,6 +55,7 @@ def layout(target: TableTarget) -> list[tuple[str, str]]:
         (naming.CREATED_TIME, kinds.TIMESTAMP),
         (naming.RUN_ID, kinds.TEXT),
         (naming.UNFIT, kinds.JSON),
+        (naming.DELETED_AT, kinds.TIMESTAMP),
     ]
     return system + [(c.column, c.kind) for c in target.columns]
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace as dataclasses_replace
 from functools import lru_cache
 from typing import Any
 
@@ -34,6 +35,13 @@ def load(
     # batch finds it (or waits for it) and changes nothing.
     if not catalog.claim_batch(conn, batch, target.write_to):
         return catalog.stored_batch(conn, batch)
+    if batch.seen:
+        ids = [r["id"] for r in batch.records if isinstance(r, dict) and isinstance(r.get("id"), str)]
+        catalog.add_seen(conn, batch.run_id, batch.table.table_id, ids)
+    if batch.fields is not None:
+        result = _load_fields(conn, flavor, target, batch)
+        catalog.settle_batch(conn, result)
+        return result
     kept, superseded = rows.split_superseded(batch.records)
     rejected = [RejectedRecord(rows.report_id(r), SUPERSEDED) for r in superseded]
     pending: list[tuple[Record, dict[str, Any]]] = []
@@ -47,16 +55,61 @@ def load(
             rejected.append(RejectedRecord(rows.report_id(record), rows.report_text(str(exc))))
         else:
             pending.append((record, row))
+    existing = _existing_ids(conn, flavor, target, [row[naming.ID] for _, row in pending])
     refused = flavor.write_rows(conn, target, pending, batch.run_id)
+    refused_ids = {r.record_id for r in refused}
+    created = sum(1 for _, row in pending
+                  if row[naming.ID] not in existing and row[naming.ID] not in refused_ids)
     result = BatchResult(
         run_id=batch.run_id,
         table_id=batch.table.table_id,
         batch_no=batch.batch_no,
         loaded=len(pending) - len(refused),
         rejected=tuple(rejected + refused),
+        created=created,
     )
     catalog.settle_batch(conn, result)
     return result
+
+
+def _existing_ids(conn: sa.Connection, flavor: Flavor, target: TableTarget,
+                  ids: list[str]) -> set[str]:
+    """Which of ``ids`` the table already has (to tell created records from updated ones)."""
+    if not ids:
+        return set()
+    table = ddl.data_table(flavor, target.write_to, ())
+    query = sa.select(table.c[naming.ID]).where(table.c[naming.ID].in_(ids))
+    return set(conn.execute(query).scalars())
+
+
+def _load_fields(conn: sa.Connection, flavor: Flavor, target: TableTarget, batch: Batch) -> BatchResult:
+    """A batch of some fields only (``Batch.fields``): update those columns of the rows that
+    exist; ``()`` (ids only) writes nothing. A record the table lacks is left for the
+    listing that gives all of its fields."""
+    wanted = set(batch.fields or ())
+    columns = [c for c in target.columns if c.field_name in wanted]
+    result = BatchResult(run_id=batch.run_id, table_id=batch.table.table_id,
+                         batch_no=batch.batch_no, loaded=0)
+    if not columns:
+        return result
+    table = ddl.data_table(flavor, target.write_to, columns)
+    params = []
+    for record in batch.records:
+        fields = record.get("fields") or {}
+        values: dict[str, Any] = {"__b_id": record.get("id")}
+        for number, col in enumerate(columns):
+            value = fields.get(col.field_name)
+            stored = None
+            if value is not None:
+                stored, _ = rows.place(col, value, exact_floats=flavor.exact_floats)
+            values[f"__b_{number}"] = stored
+        params.append(values)
+    if params:
+        stmt = (sa.update(table).where(table.c[naming.ID] == sa.bindparam("__b_id"))
+                .values({table.c[col.column]: sa.bindparam(f"__b_{number}")
+                         for number, col in enumerate(columns)}))
+        conn.execute(stmt, params)
+    return dataclasses_replace(result, loaded=len(params))
 
 
 @lru_cache(maxsize=32)

@@ -15,7 +15,9 @@ ID: Final = "__id"
 CREATED_TIME: Final = "__created_time"
 RUN_ID: Final = "__run_id"
 UNFIT: Final = "__unfit"
-SYSTEM_COLUMNS: Final = (ID, CREATED_TIME, RUN_ID, UNFIT)
+#: When the record was found deleted at the source (NULL while it lives there).
+DELETED_AT: Final = "__deleted_at"
+SYSTEM_COLUMNS: Final = (ID, CREATED_TIME, RUN_ID, UNFIT, DELETED_AT)
 #: Prefix of Conveyor's catalog and scratch tables; data table names never start with it.
 INTERNAL_PREFIX: Final = "_conveyor_"
 

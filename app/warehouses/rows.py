@@ -76,6 +76,8 @@ def to_row(
     mapped = set() if packed else {col.field_name for col in columns}
     unfit.update((k, v) for k, v in fields.items() if k not in mapped and v is not None)
     row[naming.UNFIT] = unfit or None
+    # A listed record lives at the source (Airtable can restore a deleted one).
+    row[naming.DELETED_AT] = None
     _check_storable(record_id, fields, unfit, allows_nul=allows_nul)
     return row
 

@@ -116,11 +116,15 @@ class ETLWorkflow(Workflow):
 
         Args:
             drop_tables: replace each table atomically instead of upserting into it.
+            **options: ``tables`` (names or ids); ``incremental`` (True, or the tables to
+                sync incrementally): read only what changed since the table's last
+                successful sync; ``hard_deletes``: delete the rows of records deleted at
+                the source instead of setting ``__deleted_at``; ``deletes_every`` and
+                ``computed_every``: the cadences of an incremental run's full listings.
             progress: told about each table's progress (the CLI draws it).
             run_id: the run's id; a new one by default.
             services: where the run is recorded and how requests are paced (by default the
                 shared run store and rate limiter when one is configured).
-            **options: ``tables`` (names or ids); anything else is an error.
 
         Returns:
             The run's report: per table the records fetched and loaded, rejects and errors.
@@ -188,13 +192,23 @@ class InProcessRun:
             raise
         else:
             report.state = TableState.SUCCEEDED
+        record_changes = getattr(self.recorder, "table_changes", None)  # optional: newer recorders
+        if record_changes is not None:
+            record_changes(run_id, table_id, {
+                "mode": report.mode, "change_source": report.change_source,
+                "deleted": report.deleted, "requests": report.requests, "cursor": report.cursor})
         self.recorder.table_state(run_id, table_id, TableState(report.state), error=report.error,
                                   sql_table=report.sql_table)
         self.listener.table_finished(report)
 
     def _load_table(self, sync: TableSync, report: TableReport) -> TableSync:
         sync = sync.with_(schema=steps.schema_of(self.extractor, sync.table))
+        sync = steps.plan_listing(self.extractor, self.warehouse, sync)
+        report.mode = str(self.plan.options.mode_for(sync.table))
+        report.change_source = sync.change.source if sync.change else None
         page = steps.first_page(self.extractor, sync)
+        report.requests += 1
+        sync = steps.started(sync, page)
         sync = steps.create_target(self.warehouse, sync, steps.sample_of(page.records,
                                                                         self.plan.batch_max_bytes))
         report.sql_table = sync.target.name if sync.target else None
@@ -205,8 +219,12 @@ class InProcessRun:
             sync = sync.with_(listing=Listing(cursor=last.cursor, next_batch=last.batch.batch_no + 1))
         restarts = 0
         while not last.last:
+            def on_page() -> None:
+                report.requests += 1
+
             try:
-                last = self._load(sync, steps.listing_batches(self.extractor, sync), report)
+                last = self._load(sync, steps.listing_batches(self.extractor, sync, on_page),
+                                  report)
             except CursorExpiredError:
                 restarts += 1
                 if restarts > MAX_LISTING_RESTARTS:
@@ -214,7 +232,8 @@ class InProcessRun:
                 sync = sync.with_(listing=rules.restart(sync.listing))
                 report.reset_counts()
                 self.recorder.counts_reset(sync.run_id, sync.table.table_id)
-        steps.finish(self.warehouse, sync)
+        report.deleted = steps.finish(self.warehouse, sync)
+        report.cursor = sync.change.cursor if sync.change else None
         return sync
 
     def _load(self, sync: TableSync, batches: Iterable[steps.FetchedBatch],

@@ -21,22 +21,40 @@ class TableReport:
     batches: int = 0
     rejected: list[RejectedRecord] = field(default_factory=list)
     error: str | None = None
+    #: How the table was written (``merge``, ``replace``, ``incremental``).
+    mode: str | None = None
+    #: What its listing read: ``full`` (every record) or a change source (``window``…).
+    change_source: str | None = None
+    #: Of ``loaded``: records new to the table; the others were updated.
+    created: int = 0
+    #: Rows found deleted at the source (marked ``__deleted_at``, or deleted).
+    deleted: int = 0
+    #: Listing requests made for the table (the run's one metadata read aside).
+    requests: int = 0
+    #: The sync state committed with the table's data.
+    cursor: dict[str, Any] | None = None
+
+    @property
+    def updated(self) -> int:
+        return max(self.loaded - self.created, 0)
 
     def add(self, result: BatchResult) -> None:
         """Count one loaded batch."""
         self.batches += 1
         self.loaded += result.loaded
+        self.created += result.created
         self.rejected.extend(result.rejected)
 
     def reset_counts(self) -> None:
         """Forget the counts: the listing starts again from the beginning."""
-        self.fetched = self.loaded = self.batches = 0
+        self.fetched = self.loaded = self.batches = self.created = 0
         self.rejected = []
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
         data["table"] = self.table.to_json()
         data["state"] = str(self.state)
+        data["updated"] = self.updated
         return data
 
 

@@ -256,6 +256,13 @@ def summary_text(run: dict[str, Any]) -> str:
         lines.append(aligned(headers, rows))
     if run.get("error") and not rows:
         lines.append(f"error: {run['error']}")
+    changes = [(t["table"]["name"], t.get("mode") or "-", t.get("change_source") or "-",
+                str(t.get("created", 0)), str(t.get("updated", 0)), str(t.get("deleted", 0)),
+                str(t.get("requests", 0)), cursor_text(t.get("cursor")))
+               for t in run.get("tables", []) if t.get("mode")]
+    if changes:
+        lines.append(aligned(("table", "mode", "change source", "created", "updated", "deleted",
+                              "requests", "cursor"), changes))
     total = rejected_count(run)
     if total:
         first = [r for _, r in zip(range(FIRST_REJECTED), rejections(run), strict=False)]
@@ -264,6 +271,14 @@ def summary_text(run: dict[str, Any]) -> str:
         lines += [f"  {r.table} {r.record_id}: {r.reason}" for r in first]
         lines.append(f"all of them: conveyor rejected {run['run_id']}")
     return "\n".join(lines)
+
+
+def cursor_text(cursor: dict[str, Any] | None) -> str:
+    """A table's sync state in a few words: its source and where its window ended."""
+    if not cursor:
+        return "-"
+    until = cursor.get("until")
+    return f"{cursor.get('source', '?')}" + (f" until {until}" if until else "")
 
 
 def print_summary(run: dict[str, Any]) -> None:

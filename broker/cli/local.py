@@ -28,6 +28,12 @@ SANDBOX_BASE_ID = "appSANDBOX0000001"
 def run(
     source: Annotated[str, typer.Argument(help="Registered extractor, e.g. airtable")],
     drop_tables: Annotated[bool, typer.Option("--drop-tables", help="Replace tables atomically")] = False,
+    incremental: Annotated[bool, typer.Option(
+        "--incremental", help="Read only what changed since each table's last successful sync "
+                              "(deletes included); a table without sync state is fully synced")] = False,
+    hard_deletes: Annotated[bool, typer.Option(
+        "--hard-deletes", help="Delete the rows of records deleted at the source "
+                               "(default: set their __deleted_at)")] = False,
     warehouse: WarehouseOption = None,
     tables: TablesOption = None,
 ) -> None:
@@ -48,7 +54,8 @@ def run(
     workflow = ETLWorkflow(extractor, target)
     with blamed_on("--warehouse" if warehouse else None, "WAREHOUSE_URL"), \
             blamed_on("--tables" if names else None, "AIRTABLE_TABLES"):
-        final = run_in_process(workflow, drop_tables, display_holder)
+        final = run_in_process(workflow, drop_tables, display_holder,
+                               incremental=incremental, hard_deletes=hard_deletes)
     code = exit_code(final["state"])
     if code:
         raise typer.Exit(code)
@@ -56,6 +63,7 @@ def run(
 
 def run_in_process(
     workflow: ETLWorkflow, drop_tables: bool, holder: list[ProgressDisplay] | None = None,
+    **options: Any,
 ) -> dict[str, Any]:
     """Run ``workflow`` here with live progress; print the summary; return the report's JSON."""
     run_id = uuid.uuid4().hex
@@ -69,7 +77,8 @@ def run_in_process(
             if holder is not None:
                 holder.append(display)
             workflow.call_hook("before_run")
-            report = workflow.run(drop_tables=drop_tables, progress=display, run_id=run_id)
+            report = workflow.run(drop_tables=drop_tables, progress=display, run_id=run_id,
+                                  **{k: v for k, v in options.items() if v})
             workflow.call_hook("after_run")
     except RunFailedError as exc:
         print_summary(exc.report.to_json())

@@ -21,6 +21,12 @@ from broker.runs_read import find_run, previous_totals, rejections
 def enqueue(
     source: Annotated[str, typer.Argument(help="Registered extractor, e.g. airtable")],
     drop_tables: Annotated[bool, typer.Option("--drop-tables", help="Replace tables atomically")] = False,
+    incremental: Annotated[bool, typer.Option(
+        "--incremental", help="Read only what changed since each table's last successful sync "
+                              "(deletes included); a table without sync state is fully synced")] = False,
+    hard_deletes: Annotated[bool, typer.Option(
+        "--hard-deletes", help="Delete the rows of records deleted at the source "
+                               "(default: set their __deleted_at)")] = False,
     wait: Annotated[bool, typer.Option("--wait", help="Follow the run; the exit code tells how it "
                                        "ended (0 succeeded, 1 failed, 2 records rejected, "
                                        "3 cancelled, 4 skipped, 5 timed out)")] = False,
@@ -34,7 +40,9 @@ def enqueue(
     from broker.status import RunStatus
 
     workflow = ETLWorkflow(extractor_class(source), remote_warehouse(warehouse))
-    handle = enqueue_run(workflow, drop_tables=drop_tables, tables=table_list(tables))
+    extra: dict[str, Any] = {k: v for k, v in (("incremental", incremental),
+                                               ("hard_deletes", hard_deletes)) if v}
+    handle = enqueue_run(workflow, drop_tables=drop_tables, tables=table_list(tables), **extra)
     print(handle.id, flush=True)
     if not wait:
         return

@@ -68,3 +68,15 @@ def test_the_summary_names_the_first_rejected_records_and_how_to_see_all():
     assert "  " + ORDERS.name + " rec00000000000004: reason 4" in text
     assert "rec00000000000005" not in text
     assert text.endswith(f"all of them: conveyor rejected {'a' * 32}")
+
+
+def test_the_summary_shows_each_tables_mode_change_source_counts_and_cursor():
+    table = {"table": {"source": "airtable", "table_id": "tbl1", "name": "Orders"},
+             "sql_table": "airtable__orders", "state": "succeeded", "fetched": 2030, "loaded": 30,
+             "rejected": [], "mode": "incremental", "change_source": "window", "created": 20,
+             "updated": 10, "deleted": 3, "requests": 22,
+             "cursor": {"source": "window", "until": "2026-11-27T18:27:22.000Z", "runs": 1}}
+    text = summary_text({"run_id": "r1", "state": "succeeded", "tables": [table]})
+    line = next(row for row in text.splitlines() if row.startswith("Orders") and "window" in row)
+    assert line.split()[:7] == ["Orders", "incremental", "window", "20", "10", "3", "22"]
+    assert "until 2026-11-27T18:27:22.000Z" in line
