@@ -175,7 +175,7 @@ class AirtableExtractor(TabularExtractor):
         try:
             body = self.api.request(method, str(url), **kwargs)
         except requests.HTTPError as exc:
-            raise _translate(exc, what, self.base_id) from None
+            raise translate_http_error(exc, what, self.base_id) from None
         if not isinstance(body, dict):
             raise SourceError(f"Airtable answered {what} with {type(body).__name__}, not an object")
         return body
@@ -192,11 +192,11 @@ def _field_spec(meta: dict[str, Any]) -> FieldSpec:
     )
 
 
-def _translate(exc: requests.HTTPError, what: str, base_id: str) -> Exception:
+def translate_http_error(exc: requests.HTTPError, what: str, base_id: str) -> Exception:
     """One clear line per Airtable error, saying what to fix."""
     response = exc.response
     status = response.status_code if response is not None else 0
-    kind = _error_type(response)
+    kind = error_type(response)
     if status == 401:
         return ConfigurationError(
             f"Airtable rejected AIRTABLE_API_KEY (401 {kind}): check the token")
@@ -213,7 +213,8 @@ def _translate(exc: requests.HTTPError, what: str, base_id: str) -> Exception:
     return SourceError(f"Airtable refused {what} (HTTP {status} {kind})")
 
 
-def _error_type(response: requests.Response | None) -> str:
+def error_type(response: requests.Response | None) -> str:
+    """The ``error.type`` of an Airtable error answer (``INVALID_PERMISSIONS``…), or ""."""
     if response is None:
         return ""
     try:

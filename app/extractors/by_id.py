@@ -15,8 +15,7 @@ import requests
 
 from app.contracts import Record
 from app.errors import SourceError
-from app.extractors.airtable import PAGE_SIZE, AirtableExtractor
-from app.extractors.airtable import _translate as translate_http_error
+from app.extractors.airtable import PAGE_SIZE, AirtableExtractor, translate_http_error
 
 CHUNK = PAGE_SIZE  # more ids per request would only add pages: the request count is the same
 

@@ -38,9 +38,7 @@ import requests
 from pyairtable import Api
 
 from app.errors import SourceError
-from app.extractors.airtable import AirtableExtractor
-from app.extractors.airtable import _error_type as error_type
-from app.extractors.airtable import _translate as translate_http_error
+from app.extractors.airtable import AirtableExtractor, error_type, translate_http_error
 from app.extractors.changefeed_model import (
     SPECIFICATION,
     Availability,
