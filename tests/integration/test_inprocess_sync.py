@@ -6,6 +6,7 @@ import pytest
 import sqlalchemy as sa
 
 from app.settings import reload_settings
+from app.warehouses import DuckDBWarehouse
 from app.workflows import ETLWorkflow, RunFailedError
 from tests.conftest import TEST_PG_URL
 from tests.support.compare import differences
@@ -65,7 +66,10 @@ def warehouse(request, tmp_path, pg_schema):
 
 
 def test_three_tables_land_losslessly_with_mapped_types(warehouse):
-    with sandbox_with(THREE_TABLES) as (sandbox, base):
+    # test_parity syncs the 20,000-record table in-process on SQLite and PostgreSQL already;
+    # here they take a quarter of it (DuckDB's in-process 20,000 is checked only here)
+    tables = THREE_TABLES if isinstance(warehouse, DuckDBWarehouse) else {**THREE_TABLES, "Orders": 5000}
+    with sandbox_with(tables) as (sandbox, base):
         report = ETLWorkflow(extractor_for(sandbox), warehouse).run(drop_tables=True)
         assert report.state == "succeeded"
         extractor = extractor_for(sandbox)
@@ -89,7 +93,8 @@ def test_three_tables_land_losslessly_with_mapped_types(warehouse):
                 checked += 1
             assert checked >= 15
         report_counts = {t.table.name: (t.fetched, t.loaded) for t in report.tables}
-        assert report_counts == {"Empty": (0, 0), "Clients": (250, 250), "Orders": (20000, 20000)}
+        orders = tables["Orders"]
+        assert report_counts == {"Empty": (0, 0), "Clients": (250, 250), "Orders": (orders, orders)}
         engine.dispose()
 
 
