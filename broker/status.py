@@ -15,6 +15,7 @@ import redis
 
 from app.contracts import RejectedRecord, TableRef
 from app.settings import get_settings
+from app.sync import rules
 from app.sync.states import FINAL_RUN_STATES
 from broker import policies
 from broker.config import redis_py_url
@@ -170,9 +171,17 @@ class RunStatus:
     def table_state(self, run_id: str, table_id: str) -> str | None:
         return self.table_field(run_id, table_id, "state")
 
-    def reset_table_counts(self, run_id: str, table_id: str) -> None:
-        """Forget a table's counts: its listing restarts from the beginning."""
-        self.r.delete(*(self._table(run_id, table_id, part) for part in ("fetched", "loaded", "rejected")))
+    def reset_table_counts(self, run_id: str, table_id: str, partition: int | None = None) -> None:
+        """Forget a table's counts: its listing restarts from the beginning. With
+        ``partition``, only that partition's listing restarts: only its batches are forgotten."""
+        keys = [self._table(run_id, table_id, part) for part in ("fetched", "loaded", "rejected")]
+        if partition is None:
+            self.r.delete(*keys)
+            return
+        for key in keys:
+            stale = [no for no in self.r.hkeys(key) if rules.partition_of(int(no)) == partition]
+            if stale:
+                self.r.hdel(key, *stale)
 
     def record_fetched(self, run_id: str, table_id: str, batch_no: int, count: int) -> None:
         key = self._table(run_id, table_id, "fetched")

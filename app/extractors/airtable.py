@@ -18,6 +18,7 @@ from app.errors import (
 )
 from app.extractors.airtable_session import RateLimitedSession
 from app.extractors.base import Page, TabularExtractor
+from app.extractors.partitions import CreatedWindow
 from app.extractors.ratelimit import RateLimiter, shared_local_limiter, token_fingerprint
 from app.settings import connection_variable, get_settings
 
@@ -34,6 +35,7 @@ class AirtableExtractor(TabularExtractor):
     """
 
     source_name: ClassVar[str] = "airtable"
+    supports_partitions: ClassVar[bool] = True
 
     def __init__(
         self,
@@ -155,6 +157,10 @@ class AirtableExtractor(TabularExtractor):
             yield Page(records, offset)
             if not offset:
                 return
+
+    def iter_window(self, table: TableRef, window: CreatedWindow,
+                    cursor: str | None = None) -> Iterator[Page]:
+        return self.iter_pages(table, cursor, formula=window.formula())
 
     def _metadata(self) -> list[dict[str, Any]]:
         if self._tables_meta is None:

@@ -9,6 +9,7 @@ from typing import Any, ClassVar
 
 from app.contracts import FieldSpec, Record, TableRef, TableSchema
 from app.errors import ConfigurationError
+from app.extractors.partitions import CreatedWindow
 from app.extractors.ratelimit import RateLimiter
 
 
@@ -41,6 +42,9 @@ class TabularExtractor(ABC):
     source_name: ClassVar[str] = "custom"
     #: Records per page when ``iter_pages`` is not overridden.
     page_size: ClassVar[int] = 100
+    #: Whether ``iter_window`` can list one creation-time window of a table, so a large table
+    #: can be split into partitions that page in parallel.
+    supports_partitions: ClassVar[bool] = False
 
     @abstractmethod
     def list_tables(self) -> list[TableRef]:
@@ -70,6 +74,14 @@ class TabularExtractor(ABC):
                 yield Page(page, str(position))
                 page = []
         yield Page(page, None)
+
+    def iter_window(self, table: TableRef, window: CreatedWindow,
+                    cursor: str | None = None) -> Iterator[Page]:
+        """Pages of the records of ``table`` created in ``window``, resuming after ``cursor``.
+
+        Only sources with ``supports_partitions`` implement it.
+        """
+        raise NotImplementedError(f"{type(self).__name__} cannot list a creation-time window")
 
     def find_table(self, name_or_id: str) -> TableRef:
         """The table whose id or name is ``name_or_id``.

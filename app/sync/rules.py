@@ -8,6 +8,7 @@ counted where the batches are recorded, atomically, by the barrier's Lua (``brok
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import replace
 
 from app.sync.plan import Listing
 from app.sync.states import RunState, TableState
@@ -16,6 +17,10 @@ from app.sync.states import RunState, TableState
 EPOCH_SIZE = 1_000_000
 #: Slices in a row in which a listing did not move before its source counts as down.
 MAX_STALLS = 8
+#: Most partitions of one table; partition ``p`` of epoch ``e`` numbers its batches from
+#: ``e * EPOCH_SIZE + p * PARTITION_SPAN``, so every batch number of a table stays unique.
+MAX_PARTITIONS = 16
+PARTITION_SPAN = EPOCH_SIZE // MAX_PARTITIONS
 
 
 def outcome(table_states: Iterable[TableState | str], rejected: int, *, cancelled: bool) -> RunState:
@@ -33,10 +38,27 @@ def epoch_of(batch_no: int) -> int:
     return batch_no // EPOCH_SIZE
 
 
+def partition_of(batch_no: int) -> int:
+    """The partition a batch number belongs to (0 for a table listed whole)."""
+    return (batch_no % EPOCH_SIZE) // PARTITION_SPAN
+
+
+def first_batch(partition: int, epoch: int = 0) -> int:
+    """The first batch number of partition ``partition``'s listing in ``epoch``."""
+    return epoch * EPOCH_SIZE + partition * PARTITION_SPAN
+
+
+def batch_count(last_batch_no: int) -> int:
+    """How many batches a listing that ended with ``last_batch_no`` sent in its epoch."""
+    return last_batch_no - first_batch(partition_of(last_batch_no), epoch_of(last_batch_no)) + 1
+
+
 def restart(listing: Listing) -> Listing:
-    """The listing started again from scratch, in a new epoch (its cursor expired)."""
+    """The listing started again from scratch, in a new epoch (its cursor expired); a
+    partition's listing restarts alone, in its own window."""
     epoch = listing.epoch + 1
-    return Listing(cursor=None, next_batch=epoch * EPOCH_SIZE, epoch=epoch)
+    return Listing(cursor=None, next_batch=first_batch(listing.partition_index, epoch), epoch=epoch,
+                   partition=listing.partition)
 
 
 def advanced(listing: Listing, batch_no: int, cursor: str | None) -> Listing:
@@ -44,13 +66,12 @@ def advanced(listing: Listing, batch_no: int, cursor: str | None) -> Listing:
     at a page boundary (``cursor``); otherwise the resume point stays where it was."""
     if cursor is None:
         return listing
-    return Listing(cursor=cursor, next_batch=batch_no + 1, epoch=listing.epoch, stalls=0)
+    return replace(listing, cursor=cursor, next_batch=batch_no + 1, stalls=0, resumed=False)
 
 
 def stalled(listing: Listing) -> Listing:
     """The listing after a slice in which it did not move."""
-    return Listing(cursor=listing.cursor, next_batch=listing.next_batch, epoch=listing.epoch,
-                   stalls=listing.stalls + 1)
+    return replace(listing, stalls=listing.stalls + 1, resumed=False)
 
 
 def gives_up(listing: Listing) -> bool:

@@ -4,6 +4,10 @@ The in-process driver (``ETLWorkflow.run``) calls them in a loop; each Celery ta
 A table's sync: its schema (from the run's one metadata read) → the first page, which is both
 the typing sample and the first batches → the target table → the rest of the listing in
 bounded batches → finish (swap a staging table in) or abort.
+
+A large table whose previous sync left creation times in the warehouse is split into
+creation-time partitions (``partition_plan``): one listing per window, each paged on its own
+(by any extract worker), the first page of the first window being the sample.
 """
 
 from __future__ import annotations
@@ -13,9 +17,11 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
 from app.contracts import Batch, BatchResult, Record, TableRef, TableSchema, TableTarget
-from app.errors import ConfigurationError
+from app.errors import ConfigurationError, TerminalError
 from app.extractors.base import Page, TabularExtractor
-from app.sync.plan import TableSync
+from app.extractors.partitions import CreatedWindow, plan_from_created
+from app.sync import rules
+from app.sync.plan import Listing, TableSync
 from app.warehouses import Warehouse
 from app.warehouses.kinds import detect_schema
 
@@ -62,9 +68,45 @@ def schema_of(extractor: TabularExtractor, table: TableRef) -> TableSchema:
     return extractor.get_schema(table)
 
 
+def partition_plan(extractor: TabularExtractor, warehouse: Warehouse,
+                   sync: TableSync) -> tuple[CreatedWindow, ...]:
+    """The creation-time windows the table is listed in, or () to list it whole.
+
+    Boundaries split the previous sync's records (``__created_time`` in the warehouse) into
+    about equal parts, so no request is spent on finding them. A table with no previous sync,
+    or fewer records than two partitions' worth, is listed whole; so is a source that cannot
+    list a window, or a run asking for one partition.
+    """
+    parts = min(sync.plan.partitions, rules.MAX_PARTITIONS)
+    if parts < 2 or not extractor.supports_partitions:
+        return ()
+    windows = plan_from_created(warehouse.created_times(sync.table), parts)
+    return tuple(windows) if len(windows) > 1 else ()
+
+
+def partitioned(sync: TableSync, windows: tuple[CreatedWindow, ...]) -> TableSync:
+    """The table's sync split into ``windows``, at the first window's listing (none: as is)."""
+    if not windows:
+        return sync
+    return sync.with_(partitions=windows, listing=window_listing(windows[0]))
+
+
+def window_listing(window: CreatedWindow) -> Listing:
+    """The listing of one partition, from its start."""
+    return Listing(next_batch=rules.first_batch(window.index), partition=window)
+
+
 def first_page(extractor: TabularExtractor, sync: TableSync) -> Page:
-    """The first page of the table's listing: the typing sample and its first batches."""
-    return next(iter(extractor.iter_pages(sync.table, None)))
+    """The first page of the table's listing (of its partition's when it has one): the typing
+    sample and its first batches."""
+    return next(iter(_pages(extractor, sync, None)))
+
+
+def _pages(extractor: TabularExtractor, sync: TableSync, cursor: str | None) -> Iterator[Page]:
+    window = sync.listing.partition
+    if window is None:
+        return extractor.iter_pages(sync.table, cursor)
+    return extractor.iter_window(sync.table, window, cursor)
 
 
 def sample_of(records: list[Record], max_bytes: int) -> list[Record]:
@@ -98,6 +140,7 @@ def iter_batches(pages: Iterable[Page], sync: TableSync, first_batch_no: int) ->
     and ``last`` is False; an empty listing yields one empty last batch.
     """
     plan = sync.plan
+    part = sync.listing.partition_index
     batch_no, pending_bytes = first_batch_no, 0
     pending: list[Record] = []
     cursor: str | None = None
@@ -106,11 +149,13 @@ def iter_batches(pages: Iterable[Page], sync: TableSync, first_batch_no: int) ->
             size = _size(record)
             if pending and (len(pending) >= plan.batch_max_records
                             or pending_bytes + size > plan.batch_max_bytes):
+                _check_span(sync, part, batch_no)
                 yield FetchedBatch(sync.batch(batch_no, pending), None, False)
                 batch_no, pending, pending_bytes = batch_no + 1, [], 0
             pending.append(record)
             pending_bytes += size
         cursor = page.next_cursor
+        _check_span(sync, part, batch_no)
         if cursor is None:
             yield FetchedBatch(sync.batch(batch_no, pending), None, True)
             return
@@ -138,7 +183,13 @@ def listing_batches(extractor: TabularExtractor, sync: TableSync,
         if fetched is None or fetched.last:
             return
         start, cursor = fetched.batch.batch_no + 1, fetched.cursor
-    yield from iter_batches(_counted(extractor.iter_pages(sync.table, cursor), on_page), sync, start)
+    yield from iter_batches(_counted(_pages(extractor, sync, cursor), on_page), sync, start)
+
+
+def _check_span(sync: TableSync, part: int, batch_no: int) -> None:
+    if sync.listing.partition is not None and rules.partition_of(batch_no) != part:
+        raise TerminalError(f"partition {part} of {sync.table.name!r} ran out of batch numbers "
+                            f"({rules.PARTITION_SPAN}); sync it with fewer partitions")
 
 
 def _counted(pages: Iterator[Page], on_page: Callable[[], None] | None) -> Iterator[Page]:
