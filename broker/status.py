@@ -247,6 +247,7 @@ class RunStatus:
             "sql_table": info.get("sql_table"),
             "target": info.get("target"),
             "requests": int(info.get("requests", 0)),
+            "partitions": int(info.get("partitions", 1)),
             "recoveries": int(sync[0] or 0),
             "recovered_batches": int(sync[1] or 0),
             "recovery_requests": int(info.get("recovery_requests", 0)),
