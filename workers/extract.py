@@ -8,6 +8,7 @@ import time
 from typing import Any
 
 from celery.exceptions import SoftTimeLimitExceeded
+from kombu.exceptions import EncodeError
 
 from app.errors import ConfigurationError, ConveyorError, CursorExpiredError, SourceError
 from app.extractors.base import TabularExtractor
@@ -177,7 +178,9 @@ def extract_table(self: SyncTask, sync_json: dict[str, Any]) -> dict[str, Any]:
                     return {"state": "continued", "next_batch": resume.next_batch}
                 barrier().set_resume(run_id, table_id, "conveyor.extract_table",
                                      [following.to_json()], partition=resume.partition_index)
-    except SoftTimeLimitExceeded:
+    except (SoftTimeLimitExceeded, EncodeError) as exc:
+        if not _soft_limit(exc):
+            raise
         # A slow source (429 penalties, retried 5xx) ate the slice: carry on from the last
         # resumable point; batches sent since then are sent again and load as no-ops.
         status.count_requests(run_id, table_id, requests, recovery=sync.listing.resumed)
@@ -193,6 +196,13 @@ def extract_table(self: SyncTask, sync_json: dict[str, Any]) -> dict[str, Any]:
         hand_on(sync.with_(listing=rules.restart(sync.listing)), "conveyor.extract_table")
         return {"state": "restarted"}
     raise SourceError(f"the listing of {sync.table.name!r} ended without a last batch")
+
+
+def _soft_limit(exc: BaseException) -> bool:
+    """Whether ``exc`` is the soft time limit, also when it struck while kombu was encoding a
+    message (kombu wraps whatever its serializer raises in an EncodeError)."""
+    return isinstance(exc, SoftTimeLimitExceeded) or any(
+        isinstance(arg, SoftTimeLimitExceeded) for arg in exc.args)
 
 
 def _extracted(sync: TableSync, last_batch_no: int) -> dict[str, Any]:

@@ -62,7 +62,8 @@ def test_a_partitioned_four_table_sync_reads_metadata_once_and_no_page_twice(tmp
             assert stats.by_kind["meta_tables"] == 1, stats
             assert len(set(targets)) == len(targets) and served == records, (sync, stats)
             partitions = {t["table"]["name"]: t["partitions"] for t in final["tables"]}
-            assert partitions["Orders"] == (4 if sync == "partitioned" else 1)
+            # 2,500 records: two partitions of at least 1,000 (MIN_RECORDS_PER_PARTITION)
+            assert partitions["Orders"] == (2 if sync == "partitioned" else 1)
             assert {n for n, p in partitions.items() if p > 1} <= {"Orders"}
 
             stats.reset()
