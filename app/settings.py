@@ -42,6 +42,9 @@ class Settings(BaseSettings):
     warehouse_schema: str = "raw"
 
     batch_max_records: int = 500
+    # A table whose previous sync left at least 2 × 1,000 records is split into up to this
+    # many creation-time partitions that extract workers page in parallel (1: never split).
+    conveyor_partitions: int = Field(default=4, ge=1, le=16)
     batch_max_bytes: int = 2_000_000
 
     celery_broker_url: str = "redis://127.0.0.1:6379/0"

@@ -11,10 +11,13 @@ from __future__ import annotations
 import gc
 import json
 import os
+import signal
 import subprocess
 import sys
 import threading
+import time
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from types import TracebackType
 from typing import Any
 
@@ -88,6 +91,59 @@ class SandboxProcess:
     def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
         self.stop()
+
+
+class Workers:
+    """Celery worker processes (``celery -A workers worker``), one per (queue, concurrency),
+    on a flushed Redis DB; stopped by pid on exit. Use as a context manager."""
+
+    def __init__(self, queues: list[tuple[str, int]], redis_url: str, env: dict[str, str],
+                 log_dir: Path) -> None:
+        import redis
+
+        redis.Redis.from_url(redis_url).flushdb()
+        self.procs: list[subprocess.Popen[bytes]] = []
+        self.logs: list[Path] = []
+        full = {**os.environ, **env, "CELERY_BROKER_URL": redis_url, "PYTHONUNBUFFERED": "1"}
+        for n, (queue, concurrency) in enumerate(queues):
+            log = log_dir / f"worker-{queue}-{n}.log"
+            self.logs.append(log)
+            with open(log, "ab") as out:
+                self.procs.append(subprocess.Popen(
+                    [sys.executable, "-m", "celery", "-A", "workers", "worker", "-Q", queue,
+                     "-n", f"{queue}{n}@bench", "-c", str(concurrency), "--pool", "prefork",
+                     "--without-gossip", "--without-mingle", "-l", "warning"],
+                    cwd=ROOT, env=full, stdout=out, stderr=subprocess.STDOUT,
+                    start_new_session=True))
+        time.sleep(0.5)
+
+    def ready(self, timeout: float = 90) -> None:
+        """Wait until every worker's pool answers a ping."""
+        from broker.celery_app import celery_app
+
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            replies = celery_app.control.ping(timeout=1.0) or []
+            if len(replies) >= len(self.procs):
+                return
+        raise RuntimeError("workers did not start: " + " | ".join(
+            log.read_text(errors="replace")[-500:] for log in self.logs))
+
+    def __enter__(self) -> Workers:
+        self.ready()
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        for proc in self.procs:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGTERM)
+        for proc in self.procs:
+            try:
+                proc.wait(30)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(10)
 
 
 def sustained_rate(log: list[tuple[float, str, int, int]], low: float = 0.1,

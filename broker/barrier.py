@@ -19,30 +19,43 @@ from app.sync import rules
 from broker import policies
 from broker.status import PREFIX
 
-# KEYS: sync hash, loaded set of the batch's epoch, pending hash; ARGV: batch_no, epoch.
-# Returns 1 to exactly one caller: the one whose batch completed the table.
-_MARK_LOADED = """
-redis.call('SADD', KEYS[2], ARGV[1])
-redis.call('HDEL', KEYS[3], ARGV[1])
-local t = redis.call('TIME')
-redis.call('HSET', KEYS[1], 'progress_at', t[1])
-local expected = redis.call('HGET', KEYS[1], 'expected')
-if expected and redis.call('HGET', KEYS[1], 'epoch') == ARGV[2]
-   and redis.call('SCARD', KEYS[2]) >= tonumber(expected) then
-  return redis.call('HSETNX', KEYS[1], 'closed', 'finishing')
+# A table is complete when, for each of its listings (one, or one per partition: the sync
+# hash's 'partitions', default 1), the listing has ended ('expected' batches in 'epoch'; ':p<n>'
+# suffixed for partition n > 0) and every batch of that epoch is in its loaded set. ARGV[1] is
+# the prefix of the table's keys. Returns 1 to exactly one caller: the one that completed it.
+_COMPLETE = """
+local function complete(sync, prefix)
+  local parts = tonumber(redis.call('HGET', sync, 'partitions') or '1')
+  for p = 0, parts - 1 do
+    local suffix = ''
+    if p > 0 then suffix = ':p' .. p end
+    local expected = redis.call('HGET', sync, 'expected' .. suffix)
+    local epoch = redis.call('HGET', sync, 'epoch' .. suffix)
+    if not expected or not epoch then return 0 end
+    if redis.call('SCARD', prefix .. 'loaded:' .. epoch .. suffix) < tonumber(expected) then
+      return 0
+    end
+  end
+  return redis.call('HSETNX', sync, 'closed', 'finishing')
 end
-return 0
 """
 
-# KEYS: sync hash, loaded set of the epoch; ARGV: expected batch count, epoch.
-_MARK_EXTRACTED = """
-redis.call('HSET', KEYS[1], 'expected', ARGV[1], 'epoch', ARGV[2])
+# KEYS: sync hash, loaded set of the batch's listing and epoch, pending hash;
+# ARGV: key prefix, batch_no.
+_MARK_LOADED = _COMPLETE + """
+redis.call('SADD', KEYS[2], ARGV[2])
+redis.call('HDEL', KEYS[3], ARGV[2])
 local t = redis.call('TIME')
 redis.call('HSET', KEYS[1], 'progress_at', t[1])
-if redis.call('SCARD', KEYS[2]) >= tonumber(ARGV[1]) then
-  return redis.call('HSETNX', KEYS[1], 'closed', 'finishing')
-end
-return 0
+return complete(KEYS[1], ARGV[1])
+"""
+
+# KEYS: sync hash; ARGV: key prefix, expected batch count, epoch, field suffix of the listing.
+_MARK_EXTRACTED = _COMPLETE + """
+redis.call('HSET', KEYS[1], 'expected' .. ARGV[4], ARGV[2], 'epoch' .. ARGV[4], ARGV[3])
+local t = redis.call('TIME')
+redis.call('HSET', KEYS[1], 'progress_at', t[1])
+return complete(KEYS[1], ARGV[1])
 """
 
 # KEYS: done set, run hash; ARGV: table id, number of tables. 1 for the last table only.
@@ -80,20 +93,40 @@ class Barrier:
         self.r.hset(key, str(batch_no), json.dumps(message))
         self._expire(key)
 
+    def claim_partitions(self, run_id: str, table_id: str,
+                         windows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Record the windows the table is listed in (as JSON), unless a first delivery of
+        the same step did already: then those are returned, so a redelivered step can never
+        list the table in other windows under the same batch numbers. Once recorded, the table
+        is complete only when every window's listing has ended and all its batches are loaded.
+        """
+        key = self._key(run_id, table_id, "sync")
+        pipe = self.r.pipeline()
+        pipe.hsetnx(key, "windows", json.dumps(windows))
+        pipe.hget(key, "windows")
+        _, stored = pipe.execute()
+        chosen: list[dict[str, Any]] = json.loads(stored)
+        self.r.hset(key, "partitions", max(len(chosen), 1))
+        self._expire(key)
+        return chosen
+
     def mark_loaded(self, run_id: str, table_id: str, batch_no: int) -> bool:
         """Record a loaded batch; True when it was the table's last (send its finish step)."""
-        epoch = rules.epoch_of(batch_no)
-        keys = [self._key(run_id, table_id, "sync"), self._key(run_id, table_id, f"loaded:{epoch}"),
+        epoch, part = rules.epoch_of(batch_no), rules.partition_of(batch_no)
+        keys = [self._key(run_id, table_id, "sync"),
+                self._key(run_id, table_id, f"loaded:{epoch}{_suffix(part)}"),
                 self._key(run_id, table_id, "pending")]
-        done = bool(self._mark_loaded(keys=keys, args=[batch_no, epoch]))
+        done = bool(self._mark_loaded(keys=keys, args=[self._key(run_id, table_id, ""), batch_no]))
         self._expire(*keys[:2])
         return done
 
-    def mark_extracted(self, run_id: str, table_id: str, epoch: int, batches: int) -> bool:
-        """Record that the listing ended with ``batches`` batches in ``epoch``; True when every
-        one of them is already loaded (send the table's finish step)."""
-        keys = [self._key(run_id, table_id, "sync"), self._key(run_id, table_id, f"loaded:{epoch}")]
-        done = bool(self._mark_extracted(keys=keys, args=[batches, epoch]))
+    def mark_extracted(self, run_id: str, table_id: str, epoch: int, batches: int,
+                       partition: int = 0) -> bool:
+        """Record that the listing (of ``partition``) ended with ``batches`` batches in
+        ``epoch``; True when that completed the table (send the table's finish step)."""
+        keys = [self._key(run_id, table_id, "sync")]
+        done = bool(self._mark_extracted(keys=keys, args=[
+            self._key(run_id, table_id, ""), batches, epoch, _suffix(partition)]))
         self._expire(*keys)
         return done
 
@@ -113,12 +146,14 @@ class Barrier:
         return last
 
     # recovery
-    def set_resume(self, run_id: str, table_id: str, task: str | None, args: list[Any]) -> None:
-        """The step that resumes the table from where it is now (None: nothing to resume but
-        the batch copies); also a sign of progress."""
+    def set_resume(self, run_id: str, table_id: str, task: str | None, args: list[Any],
+                   partition: int = 0) -> None:
+        """The step that resumes the table's listing (of ``partition``) from where it is now
+        (None: nothing to resume but the batch copies); also a sign of progress."""
         key = self._key(run_id, table_id, "sync")
         value = json.dumps({"task": task, "args": args}) if task else ""
-        self.r.hset(key, mapping={"resume": value, "progress_at": self._now()})
+        self.r.hset(key, mapping={f"resume{_suffix(partition)}": value,
+                                  "progress_at": self._now()})
         self._expire(key)
 
     def touch(self, run_id: str, table_id: str) -> None:
@@ -126,10 +161,13 @@ class Barrier:
         self.r.hset(self._key(run_id, table_id, "sync"), "progress_at", self._now())
 
     def state(self, run_id: str, table_id: str) -> dict[str, Any]:
-        """The table's counters: closed, expected, epoch, progress_at, resume, recoveries."""
+        """The table's counters: closed, expected, epoch, progress_at, resume, recoveries;
+        ``resumes`` holds the resume step of every listing (one per partition)."""
         raw: dict[str, str] = self.r.hgetall(self._key(run_id, table_id, "sync"))  # type: ignore[assignment]
         data: dict[str, Any] = dict(raw)
         data["resume"] = json.loads(raw["resume"]) if raw.get("resume") else None
+        data["resumes"] = [json.loads(value) for name, value in sorted(raw.items())
+                           if (name == "resume" or name.startswith("resume:p")) and value]
         return data
 
     def pending(self, run_id: str, table_id: str) -> dict[int, list[Any]]:
@@ -151,3 +189,9 @@ class Barrier:
     def now(self) -> int:
         """Redis' clock, the one every worker agrees on (seconds)."""
         return self._now()
+
+
+def _suffix(partition: int) -> str:
+    """How the keys and fields of partition ``partition``'s listing end ('' for the first
+    partition, so a table listed whole keeps the names it always had)."""
+    return f":p{partition}" if partition else ""

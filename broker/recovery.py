@@ -117,10 +117,10 @@ def _recover(run: dict[str, Any], now: datetime, recover_after: float, store: Ru
 def _recover_table(run_id: str, table_id: str, barrier: Barrier) -> None:
     state = barrier.state(run_id, table_id)
     pending = barrier.pending(run_id, table_id)
-    resume = state.get("resume")
+    resumes = state.get("resumes") or []  # one per listing: a partitioned table has several
     for message in pending.values():
         _send("conveyor.load_batch", *message)
-    if resume:
+    for resume in resumes:
         args = resume["args"]
         if resume["task"] == "conveyor.extract_table":
             sync = TableSync.from_json(args[0])
@@ -128,7 +128,8 @@ def _recover_table(run_id: str, table_id: str, barrier: Barrier) -> None:
         _send(resume["task"], *args)
     count = barrier.count_recovery(run_id, table_id, len(pending))
     log.warning("run %s table %s quiet: sent again %s and %d unloaded batches (recovery %d)",
-                run_id, table_id, resume["task"] if resume else "no step", len(pending), count)
+                run_id, table_id, ", ".join(r["task"] for r in resumes) or "no step",
+                len(pending), count)
 
 
 def _resumed(sync: TableSync) -> Listing:

@@ -171,10 +171,18 @@ class RunStatus:
     def table_state(self, run_id: str, table_id: str) -> str | None:
         return self.table_field(run_id, table_id, "state")
 
-    def reset_table_counts(self, run_id: str, table_id: str) -> None:
-        """Forget a table's counts: its listing restarts from the beginning."""
-        self.r.delete(*(self._table(run_id, table_id, part)
-                        for part in ("fetched", "loaded", "rejected", "created")))
+    def reset_table_counts(self, run_id: str, table_id: str, partition: int | None = None) -> None:
+        """Forget a table's counts: its listing restarts from the beginning. With
+        ``partition``, only that partition's listing restarts: only its batches are forgotten."""
+        keys = [self._table(run_id, table_id, part)
+                for part in ("fetched", "loaded", "rejected", "created")]
+        if partition is None:
+            self.r.delete(*keys)
+            return
+        for key in keys:
+            stale = [no for no in self.r.hkeys(key) if rules.partition_of(int(no)) == partition]
+            if stale:
+                self.r.hdel(key, *stale)
 
     def record_fetched(self, run_id: str, table_id: str, batch_no: int, count: int) -> None:
         key = self._table(run_id, table_id, "fetched")
@@ -235,11 +243,12 @@ class RunStatus:
         info = self.r.hgetall(self._table(run_id, table.table_id))
         counts = {part: self._per_batch(run_id, table.table_id, part)
                   for part in ("fetched", "loaded", "created")}
-        epoch = max((rules.epoch_of(b) for part in counts.values() for b in part), default=0)
-        fetched, loaded, created = (rules.last_epoch(counts[part], epoch)
+        newest = rules.newest_epochs(b for part in counts.values() for b in part)
+        fetched, loaded, created = (rules.last_epoch(counts[part], newest)
                                     for part in ("fetched", "loaded", "created"))
         rejected_raw = self.r.hgetall(self._table(run_id, table.table_id, "rejected"))
-        rejected = [r for batch, raw in rejected_raw.items() if rules.epoch_of(int(batch)) == epoch
+        current = rules.last_epoch({int(batch): 0 for batch in rejected_raw}, newest)
+        rejected = [r for batch, raw in rejected_raw.items() if int(batch) in current
                     for r in json.loads(raw)]
         loaded_total, created_total = sum(loaded.values()), sum(created.values())
         sync = self.r.hmget(self._table(run_id, table.table_id, "sync"),
@@ -249,6 +258,7 @@ class RunStatus:
             "sql_table": info.get("sql_table"),
             "target": info.get("target"),
             "requests": int(info.get("requests", 0)),
+            "partitions": int(info.get("partitions", 1)),
             "recoveries": int(sync[0] or 0),
             "recovered_batches": int(sync[1] or 0),
             "recovery_requests": int(info.get("recovery_requests", 0)),

@@ -44,6 +44,8 @@ class LoggedRequest:
     kind: str
     status: int
     records: int
+    #: Method, path with query string, and body: what identifies a page request.
+    target: str = ""
 
 
 @dataclass
@@ -72,7 +74,7 @@ class SandboxStats:
                 self.log = []
 
     def record(self, kind: str, status: int, *, injected: bool = False,
-               arrived: float | None = None, records: int = 0) -> None:
+               arrived: float | None = None, records: int = 0, target: str = "") -> None:
         """Count one answered request of route ``kind`` (``list``, ``meta_tables``, …).
 
         ``arrived`` is when it was counted against the rate limit (``time.monotonic()``) and
@@ -81,7 +83,7 @@ class SandboxStats:
         with self._lock:
             if self.log is not None:
                 self.log.append(LoggedRequest(arrived if arrived is not None else time.monotonic(),
-                                              kind, status, records))
+                                              kind, status, records, target))
             self.requests += 1
             self.by_kind[kind] += 1
             self.by_status[status] += 1

@@ -213,7 +213,7 @@ class SandboxHandler(BaseHTTPRequestHandler):
 
     def _serve(self, method: str) -> None:
         sandbox = self.sandbox
-        where, injected, arrived = Route("unknown"), False, None
+        where, injected, arrived, raw = Route("unknown"), False, None, b""
         try:
             raw = self._read_body()  # always drained, or the next request on this connection breaks
             config = sandbox.config
@@ -253,7 +253,9 @@ class SandboxHandler(BaseHTTPRequestHandler):
             status, payload = 500, errors.server_error(500).body
         served = payload.get("records") if status == 200 and isinstance(payload, dict) else None
         sandbox.stats.record(where.kind, status, injected=injected, arrived=arrived,
-                             records=len(served) if isinstance(served, list) else 0)
+                             records=len(served) if isinstance(served, list) else 0,
+                             target=f"{method} {self.path} {raw.decode(errors='replace')}"
+                             if sandbox.stats.log is not None else "")
         self._send(status, payload)
 
     def _send(self, status: int, payload: Any) -> None:

@@ -10,10 +10,13 @@ from typing import Any
 from celery.exceptions import SoftTimeLimitExceeded
 
 from app.errors import ConfigurationError, ConveyorError, CursorExpiredError, SourceError
+from app.extractors.base import TabularExtractor
+from app.extractors.partitions import CreatedWindow
 from app.registry import workflow_class
 from app.sync import rules, steps
 from app.sync.plan import Listing, RunPlan, TableSync
 from app.sync.states import RunState, TableState
+from app.warehouses import Warehouse
 from broker import policies
 from broker.celery_app import celery_app
 from broker.guard import table_guards
@@ -103,7 +106,8 @@ def start_table(self: SyncTask, sync_json: dict[str, Any]) -> dict[str, Any]:
         return {"state": "cancelled"}
     status_store().update_table(sync.run_id, sync.table.table_id, state=TableState.RUNNING.value)
     extractor = build_extractor(sync.plan.extractor)
-    sync = steps.plan_listing(extractor, build_warehouse(sync.plan.warehouse), sync)
+    warehouse = build_warehouse(sync.plan.warehouse)
+    sync = _partitioned(extractor, warehouse, steps.plan_listing(extractor, warehouse, sync))
     page = steps.first_page(extractor, sync)
     sync = steps.started(sync, page)
     status_store().count_requests(sync.run_id, sync.table.table_id, 1)
@@ -111,7 +115,7 @@ def start_table(self: SyncTask, sync_json: dict[str, Any]) -> dict[str, Any]:
                                 mode=str(sync.plan.options.mode_for(sync.table)),
                                 change_source=sync.change.source if sync.change else None)
     sample = steps.sample_of(page.records, sync.plan.batch_max_bytes)
-    first = list(steps.iter_batches([page], sync, 0))
+    first = list(steps.iter_batches([page], sync, sync.listing.next_batch))
     self.record(sync.run_id, sync.table.table_id, "succeeded")
     if len(first) == 1 and len(sample) == len(page.records):
         batch = first[0]
@@ -121,6 +125,19 @@ def start_table(self: SyncTask, sync_json: dict[str, Any]) -> dict[str, Any]:
     else:  # records too big for one message: the listing starts over (one request more)
         hand_on(sync, "conveyor.create_table", sample, None)
     return {"state": "ok"}
+
+
+def _partitioned(extractor: TabularExtractor, warehouse: Warehouse, sync: TableSync) -> TableSync:
+    """The table split into creation-time partitions when it is large (the windows recorded
+    by a first delivery of this step win over new ones), or as it is."""
+    windows = steps.partition_plan(extractor, warehouse, sync)
+    if not windows:
+        return sync
+    claimed = barrier().claim_partitions(sync.run_id, sync.table.table_id,
+                                         [w.to_json() for w in windows])
+    windows = tuple(CreatedWindow.from_json(w) for w in claimed)
+    status_store().update_table(sync.run_id, sync.table.table_id, partitions=str(len(windows)))
+    return steps.partitioned(sync, windows)
 
 
 @celery_app.task(name="conveyor.extract_table", base=SyncTask, bind=True)
@@ -164,8 +181,9 @@ def extract_table(self: SyncTask, sync_json: dict[str, Any]) -> dict[str, Any]:
                     self.record(run_id, table_id, "continued")
                     hand_on(following, "conveyor.extract_table")
                     return {"state": "continued", "next_batch": resume.next_batch}
-                barrier().set_resume(run_id, table_id, "conveyor.extract_table", [following.to_json()])
-    except SoftTimeLimitExceeded:
+                barrier().set_resume(run_id, table_id, "conveyor.extract_table",
+                                     [following.to_json()], partition=resume.partition_index)
+    except SoftTimeLimitExceeded:  # also when it struck inside a send (handoff.send unwraps it)
         # A slow source (429 penalties, retried 5xx) ate the slice: carry on from the last
         # resumable point; batches sent since then are sent again and load as no-ops.
         status.count_requests(run_id, table_id, requests, recovery=sync.listing.resumed)
@@ -176,7 +194,8 @@ def extract_table(self: SyncTask, sync_json: dict[str, Any]) -> dict[str, Any]:
         return {"state": "continued", "stalls": stalled.stalls}
     except CursorExpiredError:
         status.count_requests(run_id, table_id, requests, recovery=sync.listing.resumed)
-        status.reset_table_counts(run_id, table_id)
+        status.reset_table_counts(run_id, table_id, sync.listing.partition_index
+                                  if sync.listing.partition else None)
         hand_on(sync.with_(listing=rules.restart(sync.listing)), "conveyor.extract_table")
         return {"state": "restarted"}
     raise SourceError(f"the listing of {sync.table.name!r} ended without a last batch")
@@ -184,10 +203,9 @@ def extract_table(self: SyncTask, sync_json: dict[str, Any]) -> dict[str, Any]:
 
 def _extracted(sync: TableSync, last_batch_no: int) -> dict[str, Any]:
     """The listing ended: the table finishes when its last batch is loaded (perhaps now)."""
-    epoch = rules.epoch_of(last_batch_no)
-    batches = last_batch_no - epoch * rules.EPOCH_SIZE + 1
-    run_id, table_id = sync.run_id, sync.table.table_id
-    barrier().set_resume(run_id, table_id, None, [])
-    if barrier().mark_extracted(run_id, table_id, epoch, batches):
+    epoch, batches = rules.epoch_of(last_batch_no), rules.batch_count(last_batch_no)
+    run_id, table_id, part = sync.run_id, sync.table.table_id, sync.listing.partition_index
+    barrier().set_resume(run_id, table_id, None, [], partition=part)
+    if barrier().mark_extracted(run_id, table_id, epoch, batches, part):
         hand_on(sync.with_(listing=Listing()), "conveyor.finish_table")
     return {"state": "extracted", "batches": batches}

@@ -100,7 +100,8 @@ def send(task: str, *args: Any) -> None:
 def hand_on(sync: TableSync, task: str, *extra: Any) -> None:
     """Send the table's next step, recorded first as the point the table resumes from."""
     args = [sync.to_json(), *extra]
-    barrier().set_resume(sync.run_id, sync.table.table_id, task, args)
+    barrier().set_resume(sync.run_id, sync.table.table_id, task, args,
+                         partition=sync.listing.partition_index)
     keep_alive(sync.run_id)
     send(task, *args)
 

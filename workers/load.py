@@ -7,7 +7,7 @@ import json
 from typing import Any
 
 from app.contracts import Batch
-from app.sync import steps
+from app.sync import rules, steps
 from app.sync.plan import Listing, TableSync
 from app.sync.states import TableState
 from broker import batch_latency
@@ -34,16 +34,20 @@ def create_table(
     status_store().update_table(sync.run_id, sync.table.table_id, sql_table=sync.target.name,
                                 target=json.dumps(sync.target.to_json()))
     self.record(sync.run_id, sync.table.table_id, "succeeded")
+    for window in sync.partitions[1:]:  # the other partitions page at once, on any worker
+        hand_on(sync.with_(listing=steps.window_listing(window)), "conveyor.extract_table")
     if first is None or first_batch is None:
         hand_on(sync, "conveyor.extract_table")
         return {"state": "ok"}
     _load(self, sync, first_batch)
     barrier().mark_loaded(sync.run_id, sync.table.table_id, first_batch.batch_no)  # its listing goes on
     if first["last"]:
-        if barrier().mark_extracted(sync.run_id, sync.table.table_id, 0, 1):
-            hand_on(sync, "conveyor.finish_table")
+        part = sync.listing.partition_index
+        if barrier().mark_extracted(sync.run_id, sync.table.table_id, 0, 1, part):
+            hand_on(sync.with_(listing=Listing()), "conveyor.finish_table")
         return {"state": "ok", "batches": 1}
-    hand_on(sync.with_(listing=Listing(cursor=first["cursor"], next_batch=1)), "conveyor.extract_table")
+    hand_on(sync.with_(listing=rules.advanced(sync.listing, first_batch.batch_no, first["cursor"])),
+            "conveyor.extract_table")
     return {"state": "ok"}
 
 

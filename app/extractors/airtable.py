@@ -18,6 +18,7 @@ from app.errors import (
 )
 from app.extractors.airtable_session import RateLimitedSession
 from app.extractors.base import Page, TabularExtractor
+from app.extractors.partitions import CreatedWindow
 from app.extractors.ratelimit import RateLimiter, shared_local_limiter, token_fingerprint
 from app.settings import connection_variable, get_settings
 
@@ -35,6 +36,7 @@ class AirtableExtractor(TabularExtractor):
 
     source_name: ClassVar[str] = "airtable"
     filters_by_modified_time: ClassVar[bool] = True
+    supports_partitions: ClassVar[bool] = True
 
     def __init__(
         self,
@@ -160,6 +162,10 @@ class AirtableExtractor(TabularExtractor):
             yield Page(records, offset, server_time=self.session.last_date)
             if not offset:
                 return
+
+    def iter_window(self, table: TableRef, window: CreatedWindow,
+                    cursor: str | None = None) -> Iterator[Page]:
+        return self.iter_pages(table, cursor, formula=window.formula())
 
     def _metadata(self) -> list[dict[str, Any]]:
         if self._tables_meta is None:

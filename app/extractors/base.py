@@ -10,6 +10,7 @@ from typing import Any, ClassVar
 
 from app.contracts import FieldSpec, Record, TableRef, TableSchema
 from app.errors import ConfigurationError
+from app.extractors.partitions import CreatedWindow
 from app.extractors.ratelimit import RateLimiter
 
 
@@ -53,6 +54,9 @@ class TabularExtractor(ABC):
     #: incremental run reads only what changed (``app.sync.changes``); else it lists
     #: every record, as a merge does.
     filters_by_modified_time: ClassVar[bool] = False
+    #: Whether ``iter_window`` can list one creation-time window of a table, so a large table
+    #: can be split into partitions that page in parallel.
+    supports_partitions: ClassVar[bool] = False
 
     @abstractmethod
     def list_tables(self) -> list[TableRef]:
@@ -82,6 +86,14 @@ class TabularExtractor(ABC):
                 yield Page(page, str(position))
                 page = []
         yield Page(page, None)
+
+    def iter_window(self, table: TableRef, window: CreatedWindow,
+                    cursor: str | None = None) -> Iterator[Page]:
+        """Pages of the records of ``table`` created in ``window``, resuming after ``cursor``.
+
+        Only sources with ``supports_partitions`` implement it.
+        """
+        raise NotImplementedError(f"{type(self).__name__} cannot list a creation-time window")
 
     def find_table(self, name_or_id: str) -> TableRef:
         """The table whose id or name is ``name_or_id``.

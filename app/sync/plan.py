@@ -12,6 +12,7 @@ from typing import Any
 
 from app.contracts import Batch, TableRef, TableSchema, TableTarget
 from app.errors import ConfigurationError
+from app.extractors.partitions import CreatedWindow
 from app.sync.states import WriteMode
 
 #: Options a run of an ETLWorkflow accepts, in-process and on workers alike.
@@ -230,15 +231,21 @@ class RunPlan:
     #: While another run writes the same tables: ``skip`` this run, ``queue`` it, or ``allow``.
     overlap: str = "skip"
     v: int = 1
+    #: Most creation-time partitions a large table is split into (1: never split). Plans
+    #: written before partitions existed lack it and read as 1.
+    partitions: int = 1
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        data = {
             "run_id": self.run_id, "workflow": self.workflow,
             "extractor": self.extractor.to_json(), "warehouse": self.warehouse.to_json(),
             "options": self.options.to_json(), "batch_max_records": self.batch_max_records,
             "batch_max_bytes": self.batch_max_bytes, "trigger": self.trigger,
             "overlap": self.overlap, "v": self.v,
         }
+        if self.partitions != 1:
+            data["partitions"] = self.partitions
+        return data
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> RunPlan:
@@ -250,7 +257,7 @@ class RunPlan:
             batch_max_records=int(data["batch_max_records"]),
             batch_max_bytes=int(data["batch_max_bytes"]),
             trigger=data.get("trigger", "manual"), overlap=data.get("overlap", "skip"),
-            v=data.get("v", 1),
+            v=data.get("v", 1), partitions=int(data.get("partitions", 1)),
         )
 
 
@@ -260,6 +267,9 @@ class Listing:
 
     A listing that starts again from scratch (its cursor expired) numbers its batches from a
     new ``epoch``, so they can never be mistaken for the abandoned listing's.
+
+    A partitioned table has one listing per creation-time window (``partition``); each numbers
+    its batches from its own range (``rules.first_batch``), so numbers stay unique per table.
     """
 
     cursor: str | None = None
@@ -270,16 +280,28 @@ class Listing:
     #: Sent again by the recovery sweep: the requests it makes are the recovery's cost.
     resumed: bool = False
     v: int = 1
+    #: The creation-time window this listing covers; None: the whole table.
+    partition: CreatedWindow | None = None
+
+    @property
+    def partition_index(self) -> int:
+        """The listing's partition number (0 for a whole-table listing)."""
+        return self.partition.index if self.partition else 0
 
     def to_json(self) -> dict[str, Any]:
-        return {"cursor": self.cursor, "next_batch": self.next_batch, "epoch": self.epoch,
+        data: dict[str, Any] = {"cursor": self.cursor, "next_batch": self.next_batch, "epoch": self.epoch,
                 "stalls": self.stalls, "resumed": self.resumed, "v": self.v}
+        if self.partition is not None:
+            data["partition"] = self.partition.to_json()
+        return data
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Listing:
+        window = data.get("partition")
         return cls(cursor=data.get("cursor"), next_batch=int(data.get("next_batch", 0)),
                    epoch=int(data.get("epoch", 0)), stalls=int(data.get("stalls", 0)),
-                   resumed=bool(data.get("resumed", False)), v=data.get("v", 1))
+                   resumed=bool(data.get("resumed", False)), v=data.get("v", 1),
+                   partition=CreatedWindow.from_json(window) if window else None)
 
 
 @dataclass(frozen=True)
@@ -295,6 +317,9 @@ class TableSync:
     #: What the listing reads (None: every record, as merge and replace runs do).
     change: ChangePlan | None = None
     v: int = 1
+    #: Every creation-time window of a partitioned table (empty: one listing), so the step
+    #: that creates the target can start the listings of the windows after the first.
+    partitions: tuple[CreatedWindow, ...] = ()
 
     @property
     def run_id(self) -> str:
@@ -315,6 +340,7 @@ class TableSync:
             "target": self.target.to_json() if self.target else None,
             "listing": self.listing.to_json(), "v": self.v,
             **({"change": self.change.to_json()} if self.change else {}),
+            **({"partitions": [w.to_json() for w in self.partitions]} if self.partitions else {}),
         }
 
     @classmethod
@@ -327,4 +353,5 @@ class TableSync:
             listing=Listing.from_json(data.get("listing") or {}),
             change=ChangePlan.from_json(data["change"]) if data.get("change") else None,
             v=data.get("v", 1),
+            partitions=tuple(CreatedWindow.from_json(w) for w in data.get("partitions") or ()),
         )

@@ -8,6 +8,7 @@ counted where the batches are recorded, atomically, by the barrier's Lua (``brok
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import replace
 
 from app.sync.plan import Listing
 from app.sync.states import RunState, TableState
@@ -16,6 +17,10 @@ from app.sync.states import RunState, TableState
 EPOCH_SIZE = 1_000_000
 #: Slices in a row in which a listing did not move before its source counts as down.
 MAX_STALLS = 8
+#: Most partitions of one table; partition ``p`` of epoch ``e`` numbers its batches from
+#: ``e * EPOCH_SIZE + p * PARTITION_SPAN``, so every batch number of a table stays unique.
+MAX_PARTITIONS = 16
+PARTITION_SPAN = EPOCH_SIZE // MAX_PARTITIONS
 
 
 def outcome(table_states: Iterable[TableState | str], rejected: int, *, cancelled: bool) -> RunState:
@@ -33,20 +38,46 @@ def epoch_of(batch_no: int) -> int:
     return batch_no // EPOCH_SIZE
 
 
-def last_epoch(per_batch: dict[int, int], epoch: int | None = None) -> dict[int, int]:
-    """Per-batch counts of the listing's last epoch only (or of ``epoch``). Batches of an
-    abandoned listing may still land after it restarted (they were queued); their records come
-    again in the new epoch, so counting both would report more records than the table has."""
-    if not per_batch:
-        return {}
-    newest = max(epoch_of(batch_no) for batch_no in per_batch) if epoch is None else epoch
-    return {batch_no: n for batch_no, n in per_batch.items() if epoch_of(batch_no) == newest}
+def partition_of(batch_no: int) -> int:
+    """The partition a batch number belongs to (0 for a table listed whole)."""
+    return (batch_no % EPOCH_SIZE) // PARTITION_SPAN
+
+
+def first_batch(partition: int, epoch: int = 0) -> int:
+    """The first batch number of partition ``partition``'s listing in ``epoch``."""
+    return epoch * EPOCH_SIZE + partition * PARTITION_SPAN
+
+
+def batch_count(last_batch_no: int) -> int:
+    """How many batches a listing that ended with ``last_batch_no`` sent in its epoch."""
+    return last_batch_no - first_batch(partition_of(last_batch_no), epoch_of(last_batch_no)) + 1
+
+
+def newest_epochs(batch_nos: Iterable[int]) -> dict[int, int]:
+    """Each partition's newest listing epoch among ``batch_nos`` (a partition restarts alone)."""
+    newest: dict[int, int] = {}
+    for batch_no in batch_nos:
+        partition = partition_of(batch_no)
+        newest[partition] = max(newest.get(partition, 0), epoch_of(batch_no))
+    return newest
+
+
+def last_epoch(per_batch: dict[int, int], newest: dict[int, int] | None = None) -> dict[int, int]:
+    """Per-batch counts of each partition's last listing epoch only (``newest``, by default
+    taken from ``per_batch``). Batches of an abandoned listing may still land after it
+    restarted (they were queued); their records come again in the new epoch, so counting both
+    would report more records than the table has."""
+    newest = newest_epochs(per_batch) if newest is None else newest
+    return {batch_no: n for batch_no, n in per_batch.items()
+            if epoch_of(batch_no) == newest.get(partition_of(batch_no), 0)}
 
 
 def restart(listing: Listing) -> Listing:
-    """The listing started again from scratch, in a new epoch (its cursor expired)."""
+    """The listing started again from scratch, in a new epoch (its cursor expired); a
+    partition's listing restarts alone, in its own window."""
     epoch = listing.epoch + 1
-    return Listing(cursor=None, next_batch=epoch * EPOCH_SIZE, epoch=epoch)
+    return Listing(cursor=None, next_batch=first_batch(listing.partition_index, epoch), epoch=epoch,
+                   partition=listing.partition)
 
 
 def advanced(listing: Listing, batch_no: int, cursor: str | None) -> Listing:
@@ -54,13 +85,12 @@ def advanced(listing: Listing, batch_no: int, cursor: str | None) -> Listing:
     at a page boundary (``cursor``); otherwise the resume point stays where it was."""
     if cursor is None:
         return listing
-    return Listing(cursor=cursor, next_batch=batch_no + 1, epoch=listing.epoch, stalls=0)
+    return replace(listing, cursor=cursor, next_batch=batch_no + 1, stalls=0, resumed=False)
 
 
 def stalled(listing: Listing) -> Listing:
     """The listing after a slice in which it did not move."""
-    return Listing(cursor=listing.cursor, next_batch=listing.next_batch, epoch=listing.epoch,
-                   stalls=listing.stalls + 1)
+    return replace(listing, stalls=listing.stalls + 1, resumed=False)
 
 
 def gives_up(listing: Listing) -> bool:

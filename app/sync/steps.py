@@ -4,13 +4,17 @@ The in-process driver (``ETLWorkflow.run``) calls them in a loop; each Celery ta
 A table's sync: its schema (from the run's one metadata read) → the first page, which is both
 the typing sample and the first batches → the target table → the rest of the listing in
 bounded batches → finish (swap a staging table in) or abort.
+
+A large table whose previous sync left creation times in the warehouse is split into
+creation-time partitions (``partition_plan``): one listing per window, each paged on its own
+(by any extract worker), the first page of the first window being the sample.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from app.contracts import (
     Batch,
@@ -21,10 +25,11 @@ from app.contracts import (
     TableSchema,
     TableTarget,
 )
-from app.errors import ConfigurationError
+from app.errors import ConfigurationError, TerminalError
 from app.extractors.base import Page, TabularExtractor
-from app.sync import changes
-from app.sync.plan import TableSync
+from app.extractors.partitions import CreatedWindow, plan_from_created
+from app.sync import changes, rules
+from app.sync.plan import Listing, TableSync
 from app.warehouses import Warehouse
 from app.warehouses.kinds import detect_schema
 
@@ -71,9 +76,49 @@ def schema_of(extractor: TabularExtractor, table: TableRef) -> TableSchema:
     return extractor.get_schema(table)
 
 
+def partition_plan(extractor: TabularExtractor, warehouse: Warehouse,
+                   sync: TableSync) -> tuple[CreatedWindow, ...]:
+    """The creation-time windows the table is listed in, or () to list it whole.
+
+    Boundaries split the previous sync's records (``__created_time`` in the warehouse) into
+    about equal parts, so no request is spent on finding them. A table with no previous sync,
+    or fewer records than two partitions' worth, is listed whole; so is a source that cannot
+    list a window, a run asking for one partition, and an incremental listing (call this
+    after ``plan_listing``).
+    """
+    parts = min(sync.plan.partitions, rules.MAX_PARTITIONS)
+    if parts < 2 or not extractor.supports_partitions:
+        return ()
+    if sync.change is not None and sync.change.source != changes.FULL:
+        return ()  # an incremental listing reads only what changed: small, one listing
+    windows = plan_from_created(warehouse.created_times(sync.table), parts)
+    return tuple(windows) if len(windows) > 1 else ()
+
+
+def partitioned(sync: TableSync, windows: tuple[CreatedWindow, ...]) -> TableSync:
+    """The table's sync split into ``windows``, at the first window's listing (none: as is)."""
+    if not windows:
+        return sync
+    return sync.with_(partitions=windows, listing=window_listing(windows[0]))
+
+
+def window_listing(window: CreatedWindow) -> Listing:
+    """The listing of one partition, from its start."""
+    return Listing(next_batch=rules.first_batch(window.index), partition=window)
+
+
 def first_page(extractor: TabularExtractor, sync: TableSync) -> Page:
-    """The first page of the table's listing: the typing sample and its first batches."""
-    return next(iter(changes.pages(extractor, sync, None)))
+    """The first page of the table's listing (of its partition's when it has one): the typing
+    sample and its first batches."""
+    return next(iter(_pages(extractor, sync, None)))
+
+
+def _pages(extractor: TabularExtractor, sync: TableSync, cursor: str | None) -> Iterator[Page]:
+    window = sync.listing.partition
+    if window is None:
+        return changes.pages(extractor, sync, cursor)
+    # partitions split only a full listing (``partition_plan``): together they see every id
+    return (replace(page, seen=True) for page in extractor.iter_window(sync.table, window, cursor))
 
 
 def sample_of(records: list[Record], max_bytes: int) -> list[Record]:
@@ -107,6 +152,7 @@ def iter_batches(pages: Iterable[Page], sync: TableSync, first_batch_no: int) ->
     and ``last`` is False; an empty listing yields one empty last batch.
     """
     plan = sync.plan
+    part = sync.listing.partition_index
     batch_no, pending_bytes = first_batch_no, 0
     pending: list[Record] = []
     cursor: str | None = None
@@ -122,11 +168,13 @@ def iter_batches(pages: Iterable[Page], sync: TableSync, first_batch_no: int) ->
             size = _size(record)
             if pending and (len(pending) >= plan.batch_max_records
                             or pending_bytes + size > plan.batch_max_bytes):
+                _check_span(sync, part, batch_no)
                 yield FetchedBatch(sync.batch(batch_no, pending, *kind), None, False)
                 batch_no, pending, pending_bytes = batch_no + 1, [], 0
             pending.append(record)
             pending_bytes += size
         cursor = page.next_cursor
+        _check_span(sync, part, batch_no)
         if cursor is None:
             yield FetchedBatch(sync.batch(batch_no, pending, *kind), None, True)
             return
@@ -155,7 +203,13 @@ def listing_batches(extractor: TabularExtractor, sync: TableSync,
         if fetched is None or fetched.last:
             return
         start, cursor = fetched.batch.batch_no + 1, fetched.cursor
-    yield from iter_batches(_counted(changes.pages(extractor, sync, cursor), on_page), sync, start)
+    yield from iter_batches(_counted(_pages(extractor, sync, cursor), on_page), sync, start)
+
+
+def _check_span(sync: TableSync, part: int, batch_no: int) -> None:
+    if sync.listing.partition is not None and rules.partition_of(batch_no) != part:
+        raise TerminalError(f"partition {part} of {sync.table.name!r} ran out of batch numbers "
+                            f"({rules.PARTITION_SPAN}); sync it with fewer partitions")
 
 
 def _counted(pages: Iterator[Page], on_page: Callable[[], None] | None) -> Iterator[Page]:

@@ -6,6 +6,7 @@ import os
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
+from datetime import datetime
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -396,6 +397,20 @@ class Warehouse(ABC):
         if name is None:
             return iter(())
         return self._iter_records(name, self.columns_for(name))
+
+    def created_times(self, table: TableRef) -> list[datetime]:
+        """The creation times of the records stored for ``table`` (empty if it has none yet):
+        the previous sync's, which split a large table into equal partitions."""
+        name = self.table_name_for(table)
+        if name is None:
+            return []
+        columns = self.columns_for(name)
+        with self._reading(f"reading creation times of {name}") as conn:
+            if not ddl.table_exists(conn, self, name):
+                return []
+            column = ddl.data_table(self, name, columns).c[naming.CREATED_TIME]
+            query = sa.select(column).where(column.is_not(None))
+            return [value for (value,) in conn.execute(query)]
 
     def _iter_records(self, name: str, columns: list[Column]) -> Iterator[Record]:
         with self._reading(f"reading table {name}") as conn:

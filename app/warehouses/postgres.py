@@ -6,14 +6,15 @@ import zlib
 from collections.abc import Sequence
 from typing import Any, Final
 
+import psycopg
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.types import TypeEngine
 
-from app.contracts import Column
+from app.contracts import Column, Record, RejectedRecord, TableTarget
 from app.errors import ConfigurationError
 from app.settings import get_settings
-from app.warehouses import codec, ddl, kinds, naming
+from app.warehouses import codec, ddl, kinds, loader, naming
 from app.warehouses.base import Warehouse
 from app.warehouses.failures import masked_url, one_line
 
@@ -80,6 +81,30 @@ class PostgresWarehouse(Warehouse):
     def upsert(self, table: sa.Table, keys: Sequence[str], update: Sequence[str]) -> sa.Insert:
         return ddl.on_conflict_upsert(postgresql.insert, table, keys, update)
 
+    def write_rows(
+        self,
+        conn: sa.Connection,
+        target: TableTarget,
+        pending: list[tuple[Record, dict[str, Any]]],
+        run_id: str,
+    ) -> list[RejectedRecord]:
+        """The batch through ``COPY`` into a temporary table and one ``INSERT … SELECT … ON
+        CONFLICT`` into the target: one round trip for the rows instead of one statement per
+        row. If the database refuses a row, the savepoint drops the whole attempt and the
+        batch goes row by row (``loader.write_rows``), so exactly the refused records are set
+        aside, with the database's reason, as before."""
+        if not pending:
+            return []
+        try:
+            with conn.begin_nested():
+                _copy_merge(conn, ddl.data_table(self, target.write_to, target.columns),
+                            [row for _, row in pending])
+            return []
+        except sa.exc.DBAPIError as exc:
+            if not self.refuses_row(exc):
+                raise
+        return loader.write_rows(conn, self, target, pending, run_id)
+
     def change_column_types(
         self, conn: sa.Connection, name: str, layout: Sequence[Column], retyped: Sequence[Column]
     ) -> None:
@@ -135,6 +160,40 @@ class PostgresWarehouse(Warehouse):
         if isinstance(exc, sa.exc.OperationalError):
             return f"is unreachable: {reason}; check the host and port and that PostgreSQL runs"
         return f"cannot be used: {reason}"
+
+
+def _copy_merge(conn: sa.Connection, table: sa.Table, rows: list[dict[str, Any]]) -> None:
+    """``rows`` copied into a temporary twin of ``table`` (dropped at commit, or with the
+    caller's savepoint), then upserted by ``__id`` in one statement, as ``upsert`` does."""
+    preparer = conn.dialect.identifier_preparer
+    target = preparer.format_table(table)
+    staging = f"_conveyor_copy_{zlib.crc32(table.name.encode()):08x}"
+    names = [column.name for column in table.columns]
+    quoted = ", ".join(preparer.quote(name) for name in names)
+    # JSONB values are written as SQLAlchemy would bind them (the codec's text, NaN markers
+    # and all); every other value as psycopg dumps it.
+    as_json = [isinstance(column.type, postgresql.JSONB) for column in table.columns]
+    conn.exec_driver_sql(f"DROP TABLE IF EXISTS pg_temp.{staging}")
+    conn.exec_driver_sql(
+        f"CREATE TEMPORARY TABLE {staging} (LIKE {target} INCLUDING DEFAULTS) ON COMMIT DROP")
+    statement = f"COPY {staging} ({quoted}) FROM STDIN"
+    cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+    try:
+        with cursor.copy(statement) as copy:
+            for row in rows:
+                copy.write_row([
+                    None if (value := row.get(name)) is None
+                    else kinds.to_json_text(value) if json else value
+                    for name, json in zip(names, as_json, strict=True)])
+    except psycopg.Error as exc:  # as SQLAlchemy wraps it, so refusals are told apart the same way
+        raise sa.exc.DBAPIError.instance(statement, None, exc, psycopg.Error) from exc
+    updates = ", ".join(f"{preparer.quote(n)} = EXCLUDED.{preparer.quote(n)}"
+                        for n in names if n != naming.ID)
+    conflict = f"DO UPDATE SET {updates}" if updates else "DO NOTHING"
+    conn.exec_driver_sql(
+        f"INSERT INTO {target} ({quoted}) SELECT {quoted} FROM {staging} "
+        f"ON CONFLICT ({preparer.quote(naming.ID)}) {conflict}")
+    conn.exec_driver_sql(f"DROP TABLE {staging}")
 
 
 def _sqlstate(exc: sa.exc.DBAPIError) -> str:

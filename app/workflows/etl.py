@@ -10,12 +10,12 @@ from datetime import UTC, datetime
 from typing import Any
 
 from app.errors import ConfigurationError, ConveyorError, CursorExpiredError, TerminalError
-from app.extractors.base import TabularExtractor
+from app.extractors.base import Page, TabularExtractor
 from app.registry import register_workflow
 from app.settings import get_settings
 from app.sync import rules, steps
 from app.sync.components import ExtractorArg, WarehouseArg, extractor_config, warehouse_config
-from app.sync.plan import ComponentConfig, Listing, RunOptions, RunPlan, TableSync
+from app.sync.plan import ComponentConfig, RunOptions, RunPlan, TableSync
 from app.sync.services import RunServices, default_services
 from app.sync.states import RunState, TableState
 from app.warehouses import Warehouse, warehouse_for_url
@@ -100,6 +100,7 @@ class ETLWorkflow(Workflow):
             warehouse=_config(warehouse_config, self._warehouse_arg, carried),
             options=run_options, batch_max_records=settings.batch_max_records,
             batch_max_bytes=settings.batch_max_bytes, trigger=trigger, overlap=overlap,
+            partitions=settings.conveyor_partitions,
         )
 
     def run(
@@ -206,6 +207,7 @@ class InProcessRun:
         sync = steps.plan_listing(self.extractor, self.warehouse, sync)
         report.mode = str(self.plan.options.mode_for(sync.table))
         report.change_source = sync.change.source if sync.change else None
+        sync = steps.partitioned(sync, steps.partition_plan(self.extractor, self.warehouse, sync))
         page = steps.first_page(self.extractor, sync)
         report.requests += 1
         sync = steps.started(sync, page)
@@ -214,14 +216,32 @@ class InProcessRun:
         report.sql_table = sync.target.name if sync.target else None
         self.recorder.table_state(sync.run_id, sync.table.table_id, TableState.RUNNING,
                                   sql_table=report.sql_table)
-        last = self._load(sync, steps.iter_batches([page], sync, 0), report)
-        if not last.last:
-            sync = sync.with_(listing=Listing(cursor=last.cursor, next_batch=last.batch.batch_no + 1))
-        restarts = 0
-        while not last.last:
-            def on_page() -> None:
-                report.requests += 1
+        self._load_listing(sync, page, report)
+        # The partitions page one after another here: this process loads every batch itself,
+        # so paging them at once would only queue pages in memory; workers page them in parallel.
+        for window in sync.partitions[1:]:
+            self._load_listing(sync.with_(listing=steps.window_listing(window)), None, report)
+        report.deleted = steps.finish(self.warehouse, sync)
+        report.cursor = sync.change.cursor if sync.change else None
+        return sync
 
+    def _load_listing(self, sync: TableSync, page: Page | None, report: TableReport) -> None:
+        """One listing (the table's, or one partition's) to its last batch, from ``page`` (its
+        first, already fetched) when given; started again in a new epoch when the source
+        forgets its cursor."""
+        before = (report.fetched, report.loaded, report.batches, list(report.rejected))
+        last: steps.FetchedBatch | None = None
+        if page is not None:
+            last = self._load(sync, steps.iter_batches([page], sync, sync.listing.next_batch), report)
+            if not last.last:
+                sync = sync.with_(listing=rules.advanced(sync.listing, last.batch.batch_no,
+                                                         last.cursor))
+        restarts = 0
+
+        def on_page() -> None:
+            report.requests += 1
+
+        while last is None or not last.last:
             try:
                 last = self._load(sync, steps.listing_batches(self.extractor, sync, on_page),
                                   report)
@@ -230,11 +250,12 @@ class InProcessRun:
                 if restarts > MAX_LISTING_RESTARTS:
                     raise
                 sync = sync.with_(listing=rules.restart(sync.listing))
-                report.reset_counts()
-                self.recorder.counts_reset(sync.run_id, sync.table.table_id)
-        report.deleted = steps.finish(self.warehouse, sync)
-        report.cursor = sync.change.cursor if sync.change else None
-        return sync
+                if sync.listing.partition is None:
+                    report.reset_counts()
+                    self.recorder.counts_reset(sync.run_id, sync.table.table_id)
+                else:  # only this partition starts again: the others' counts stand
+                    report.fetched, report.loaded, report.batches = before[:3]
+                    report.rejected = list(before[3])
 
     def _load(self, sync: TableSync, batches: Iterable[steps.FetchedBatch],
               report: TableReport) -> steps.FetchedBatch:

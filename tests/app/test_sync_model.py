@@ -131,3 +131,42 @@ def test_only_the_last_epoch_of_a_restarted_listing_counts():
     assert rules.last_epoch(counts) == {restarted: 100, restarted + 1: 40}
     assert rules.last_epoch({0: 5, 1: 6}) == {0: 5, 1: 6}
     assert rules.last_epoch({}) == {}
+def test_partition_listings_number_their_batches_apart_and_keep_their_window():
+    from app.extractors.partitions import windows
+    from app.sync import rules
+    from app.sync.plan import Listing
+
+    plan = windows([1_000, 2_000, 3_000])
+    starts = [rules.first_batch(w.index) for w in plan]
+    assert starts == [0, 62_500, 125_000, 187_500]
+    assert [rules.partition_of(n + 5) for n in starts] == [0, 1, 2, 3]
+    assert rules.batch_count(rules.first_batch(2) + 9) == 10
+    assert rules.batch_count(rules.first_batch(2, epoch=3) + 9) == 10
+    listing = Listing(next_batch=starts[2], partition=plan[2])
+    moved = rules.advanced(listing, starts[2], "itr/1")
+    assert (moved.partition, moved.next_batch, moved.cursor) == (plan[2], starts[2] + 1, "itr/1")
+    assert rules.stalled(moved).partition == plan[2]
+    again = rules.restart(moved)
+    assert (again.partition, again.epoch, again.next_batch, again.cursor) == (
+        plan[2], 1, rules.first_batch(2, 1), None)
+    assert rules.epoch_of(again.next_batch) == 1 and rules.partition_of(again.next_batch) == 2
+    assert rules.restart(Listing()).next_batch == rules.EPOCH_SIZE  # unsplit tables as before
+
+
+def test_partitions_travel_in_the_contracts_and_old_messages_read_as_unsplit():
+    from app.contracts import TableRef
+    from app.extractors.partitions import windows
+    from app.sync.plan import ComponentConfig, Listing, RunOptions, RunPlan, TableSync
+
+    plan = RunPlan("r", "etl", ComponentConfig("airtable"), ComponentConfig(None), RunOptions(),
+                   500, 2_000_000, partitions=4)
+    cut = tuple(windows([10, 20]))
+    sync = TableSync(plan, TableRef("airtable", "tbl1", "T"), partitions=cut,
+                     listing=Listing(next_batch=62_500, partition=cut[1]))
+    back = TableSync.from_json(sync.to_json())
+    assert back == sync and back.plan.partitions == 4
+    old = sync.to_json()
+    del old["partitions"], old["listing"]["partition"], old["plan"]["partitions"]
+    unsplit = TableSync.from_json(old)
+    assert (unsplit.partitions, unsplit.listing.partition, unsplit.plan.partitions) == ((), None, 1)
+    assert "partition" not in TableSync(plan, sync.table).to_json()["listing"]

@@ -48,3 +48,56 @@ def test_the_last_table_finishes_the_run_once(redis_url):
     assert not barrier.table_done("r", "a", 2)  # the same table twice is one table
     assert barrier.table_done("r", "b", 2)
     assert not barrier.table_done("r", "b", 2)
+
+
+def _windows(n):
+    return [{"index": i, "start_ms": None if i == 0 else i * 1000,
+             "end_ms": None if i == n - 1 else (i + 1) * 1000} for i in range(n)]
+
+
+def test_a_partitioned_table_closes_only_when_every_partition_is_loaded(redis_url):
+    from app.sync.rules import first_batch
+
+    barrier = Barrier(redis_client(redis_url))
+    assert barrier.claim_partitions("r", "t", _windows(3)) == _windows(3)
+    p1, p2 = first_batch(1), first_batch(2)
+    assert not barrier.mark_loaded("r", "t", 0)
+    assert not barrier.mark_extracted("r", "t", 0, 1, 0)  # partition 0 done, the others not
+    assert not barrier.mark_loaded("r", "t", p1)
+    assert not barrier.mark_loaded("r", "t", p1 + 1)
+    assert not barrier.mark_extracted("r", "t", 0, 2, 1)  # partitions 0 and 1 done
+    assert not barrier.mark_extracted("r", "t", 0, 2, 2)  # partition 2 ended, none loaded
+    assert not barrier.mark_loaded("r", "t", p2)
+    assert barrier.mark_loaded("r", "t", p2 + 1)  # the very last batch closes it, once
+    assert not barrier.mark_loaded("r", "t", p2 + 1)
+
+
+def test_a_redelivered_start_gets_the_windows_of_the_first(redis_url):
+    barrier = Barrier(redis_client(redis_url))
+    assert barrier.claim_partitions("r", "t", _windows(4)) == _windows(4)
+    assert barrier.claim_partitions("r", "t", _windows(2)) == _windows(4)
+    assert barrier.state("r", "t")["partitions"] == "4"
+
+
+def test_a_partition_restarted_in_a_new_epoch_counts_only_that_epoch(redis_url):
+    from app.sync.rules import EPOCH_SIZE, first_batch
+
+    barrier = Barrier(redis_client(redis_url))
+    barrier.claim_partitions("r", "t", _windows(2))
+    barrier.mark_loaded("r", "t", 0)
+    assert not barrier.mark_extracted("r", "t", 0, 1, 0)
+    barrier.mark_loaded("r", "t", first_batch(1))  # partition 1's listing expired after this
+    assert not barrier.mark_extracted("r", "t", 1, 1, 1)  # its epoch 1 ended with one batch
+    assert barrier.mark_loaded("r", "t", first_batch(1, 1))
+    assert first_batch(1, 1) == EPOCH_SIZE + first_batch(1)
+
+
+def test_each_partition_keeps_its_own_resume_point(redis_url):
+    barrier = Barrier(redis_client(redis_url))
+    barrier.set_resume("r", "t", "conveyor.extract_table", [{"p": 0}])
+    barrier.set_resume("r", "t", "conveyor.extract_table", [{"p": 2}], partition=2)
+    barrier.set_resume("r", "t", "conveyor.extract_table", [{"p": 1}], partition=1)
+    assert [r["args"] for r in barrier.state("r", "t")["resumes"]] == [[{"p": 0}], [{"p": 1}],
+                                                                       [{"p": 2}]]
+    barrier.set_resume("r", "t", None, [], partition=1)  # partition 1's listing ended
+    assert [r["args"] for r in barrier.state("r", "t")["resumes"]] == [[{"p": 0}], [{"p": 2}]]

@@ -141,3 +141,18 @@ def test_the_request_log_records_each_answer_with_its_records(sandbox: Sandbox) 
     assert [(e.kind, e.status, e.records) for e in log] == [("list", 200, len(listed)),
                                                             ("list", 429, 0)]
     assert log[0].arrived < log[1].arrived
+
+
+def test_window_formulas_answered_from_creation_times_match_the_formula_engine(sandbox: Sandbox) -> None:
+    from sandbox.formula import compile_filter
+    from sandbox.listing import _created_window
+
+    table = sandbox.bases["appPARTS000000001"].tables[0]
+    for window in windows(BOUNDARIES + [1_700_000_001_500]):
+        formula = window.formula()
+        assert formula is not None and _created_window(formula) is not None
+        keep = compile_filter(formula, table)
+        low, high = _created_window(formula)
+        fast = [r["id"] for r in table.records if low <= table.created_ms(r["id"]) < high]
+        assert fast == [r["id"] for r in table.records if keep(r)], formula
+    assert _created_window("AND({Name}='x',VALUE(DATETIME_FORMAT(CREATED_TIME(),'x'))<5)") is None

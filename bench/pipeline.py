@@ -1,0 +1,153 @@
+"""Whole-pipeline rate, no rate limit: Conveyor distributed and in-process against a naive loop.
+
+The sandbox runs in its own process without a rate limit or latency, serving one base of
+``--records`` records in two tables (Orders, and Clients with a twentieth of them). Measured
+in the same run, each into its own SQLite file:
+
+* baseline: a naive single-process loop, pyairtable's ``Table.iterate()`` page by page into one
+  SQLAlchemy executemany per page of ``(id, createdTime, fields as JSON text)``: no typing, no
+  batch bookkeeping, no rejection handling, nothing to resume;
+* Conveyor in-process: ``ETLWorkflow(...).run(drop_tables=True)``, first sync (one listing per
+  table) and second sync (Orders in creation-time partitions, paged one after another);
+* Conveyor distributed: one extract and one load Celery worker, ``enqueue(...).wait()``, first
+  and second sync (the second pages Orders' partitions in parallel on the extract worker's
+  ``--concurrency`` processes);
+* dlt's ``rest_api``-free equivalent (``dlt.pipeline`` over the same pyairtable pages into
+  SQLite), only when dlt is installed.
+
+Every mode's rate is records over wall time from the run's start to its last row written, and
+is printed with its ratio to the naive loop. Targets: ≥ 0.8× the naive loop, ≥ 2× dlt.
+
+    python bench/pipeline.py [--records 21000] [--concurrency 2]
+        [--redis redis://127.0.0.1:6379/7]   (the Redis DB is flushed)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+from bench.support import BASE_ID, TOKEN, SandboxProcess, SandboxSpec, Workers  # noqa: E402
+
+
+def naive(api_url: str, tables: list[str], db: str) -> int:
+    """pyairtable → SQLAlchemy executemany, one page at a time; returns records written."""
+    import sqlalchemy as sa
+    from pyairtable import Api
+
+    engine = sa.create_engine(db)
+    meta = sa.MetaData()
+    written = 0
+    api = Api(TOKEN, endpoint_url=api_url)
+    for name in tables:
+        table = sa.Table(name, meta, sa.Column("id", sa.Text, primary_key=True),
+                         sa.Column("created_time", sa.Text), sa.Column("fields", sa.Text))
+        meta.create_all(engine)
+        with engine.begin() as conn:
+            for page in api.table(BASE_ID, name).iterate(page_size=100):
+                conn.execute(table.insert(), [
+                    {"id": r["id"], "created_time": r["createdTime"],
+                     "fields": json.dumps(r["fields"], default=str)} for r in page])
+                written += len(page)
+    engine.dispose()
+    return written
+
+
+def with_dlt(api_url: str, tables: list[str], tmp: Path) -> bool:
+    """The same pages through a dlt pipeline into SQLite; False when dlt is not installed.
+    (Not exercised where these figures were taken: dlt was not installed there.)"""
+    try:
+        import dlt  # type: ignore[import-not-found]
+    except ImportError:
+        return False
+    from pyairtable import Api
+
+    api = Api(TOKEN, endpoint_url=api_url)
+
+    def resource(name: str):  # type: ignore[no-untyped-def]
+        @dlt.resource(name=name, write_disposition="replace", primary_key="id")
+        def pages():  # type: ignore[no-untyped-def]
+            yield from api.table(BASE_ID, name).iterate(page_size=100)
+        return pages
+
+    pipeline = dlt.pipeline(pipeline_name="bench", pipelines_dir=str(tmp / "dlt"),
+                            destination=dlt.destinations.sqlalchemy(f"sqlite:///{tmp / 'dlt.db'}"),
+                            dataset_name="main")
+    pipeline.run([resource(name) for name in tables])
+    return True
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--records", type=int, default=21_000)
+    parser.add_argument("--concurrency", type=int, default=2)
+    parser.add_argument("--redis", default=os.environ.get(
+        "CONVEYOR_BENCH_REDIS_URL", "redis://127.0.0.1:6379/7"))
+    args = parser.parse_args()
+    clients = args.records // 21
+    tables = {"Clients": clients, "Orders": args.records - clients}
+    total = sum(tables.values())
+    os.environ["CELERY_BROKER_URL"] = args.redis
+    spec = SandboxSpec(tables=tables, requests_per_second=0)
+    print(f"{total} records ({tables}), no limit; {os.cpu_count()} cores, "
+          f"load {os.getloadavg()[0]:.1f}")
+    rates: dict[str, float] = {}
+
+    def show(name: str, records: int, seconds: float) -> None:
+        rates[name] = records / seconds
+        base = rates.get("naive loop")
+        ratio = f"{rates[name] / base:.2f}× naive" if base else "baseline"
+        print(f"  {name:<36} {rates[name]:>8,.0f} rec/s   {ratio}", flush=True)
+
+    with tempfile.TemporaryDirectory() as tmp_dir, SandboxProcess(spec) as sandbox:
+        tmp = Path(tmp_dir)
+        started = time.perf_counter()
+        written = naive(sandbox.url, list(tables), f"sqlite:///{tmp / 'naive.db'}")
+        show("naive loop", written, time.perf_counter() - started)
+
+        from app.extractors import AirtableExtractor
+        from app.warehouses import SQLiteWarehouse
+        from app.workflows import ETLWorkflow
+
+        local = SQLiteWarehouse(f"sqlite:///{tmp / 'in_process.db'}")
+        for run in ("first sync", "second sync (partitions)"):
+            started = time.perf_counter()
+            report = ETLWorkflow(AirtableExtractor(api_key=TOKEN, base_id=BASE_ID,
+                                                   api_url=sandbox.url, requests_per_second=10_000),
+                                 local).run(drop_tables=True)
+            show(f"in-process, {run}", sum(t.loaded for t in report.tables),
+                 time.perf_counter() - started)
+        local.dispose()
+
+        url = f"sqlite:///{tmp / 'workers.db'}"
+        env = {"AIRTABLE_API_URL": sandbox.url, "AIRTABLE_BASE_ID": BASE_ID,
+               "AIRTABLE_API_KEY": TOKEN, "AIRTABLE_REQUESTS_PER_SECOND": "10000",
+               "WAREHOUSE_URL": url}
+        os.environ.update(env)
+        from broker.producer import enqueue
+
+        with Workers([("extract", args.concurrency), ("load", 1)], args.redis, env, tmp):
+            for run in ("first sync", "second sync (partitions)"):
+                started = time.perf_counter()
+                final = enqueue(ETLWorkflow(AirtableExtractor, SQLiteWarehouse(url)),
+                                drop_tables=True).wait(timeout=3600)
+                show(f"distributed, {run}", sum(t["loaded"] for t in final["tables"]),
+                     time.perf_counter() - started)
+
+        started = time.perf_counter()
+        if not with_dlt(sandbox.url, list(tables), tmp):
+            print("  dlt: not installed, not measured")
+        else:
+            show("dlt", total, time.perf_counter() - started)
+
+
+if __name__ == "__main__":
+    main()
