@@ -54,7 +54,10 @@ def table_of(sandbox: Sandbox, name: str = "Orders") -> Any:
 
 
 def landed(warehouse: Warehouse, extractor: AirtableExtractor) -> list[dict[str, Any]]:
-    return list(warehouse.read_records(extractor.find_table("Orders")))
+    """The live rows: a record deleted at the source keeps its row, with ``__deleted_at``."""
+    ref = extractor.find_table("Orders")
+    deleted = warehouse.deleted_ids(ref)
+    return [r for r in warehouse.read_records(ref) if r["id"] not in deleted]
 
 
 def mutate(table: Any, seed: int) -> tuple[list[str], list[str]]:
@@ -135,6 +138,8 @@ def test_in_process_partitioned_sync_equals_the_source(orders: Sandbox, tmp_path
     assert orders_report.fetched == len(rows) == RECORDS
     assert differences(table.records, rows) == []
     assert set(created) <= {r["id"] for r in rows} and not set(deleted) & {r["id"] for r in rows}
+    # the partitions together are a full listing: it finds the deletes (rows kept, marked)
+    assert warehouse.deleted_ids(extractor.find_table("Orders")) == set(deleted)
 
     before = list(table.records)
     mutator = Mutator(table)
@@ -178,6 +183,7 @@ def test_partitioned_sync_on_workers_equals_the_source(tmp_path: Path) -> None:
         rows = landed(warehouse, extractor)
         assert orders_status["fetched"] == len(rows) == RECORDS
         assert differences(table.records, rows) == []
+        assert warehouse.deleted_ids(extractor.find_table("Orders")) == set(deleted)
 
         before = list(table.records)
         mutator = Mutator(table)
