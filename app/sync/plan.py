@@ -97,19 +97,17 @@ class RunOptions:
             data["incremental"] = True
         elif self.incremental_tables:
             data["incremental"] = list(self.incremental_tables)
-        if self.hard_deletes:
-            data["hard_deletes"] = True
-        if self.deletes_every != DELETES_EVERY:
-            data["deletes_every"] = self.deletes_every
-        if self.computed_every != COMPUTED_EVERY:
-            data["computed_every"] = self.computed_every
-        return data
+        return data | self._changed_deletes_and_cadences()
 
     def to_json(self) -> dict[str, Any]:
         data: dict[str, Any] = {"mode": self.mode.value, "tables": list(self.tables)}
         # Only what differs from the defaults: older plans and workers read the same shape.
         if self.incremental_tables:
             data["incremental_tables"] = list(self.incremental_tables)
+        return data | self._changed_deletes_and_cadences()
+
+    def _changed_deletes_and_cadences(self) -> dict[str, Any]:
+        data: dict[str, Any] = {}
         if self.hard_deletes:
             data["hard_deletes"] = True
         if self.deletes_every != DELETES_EVERY:
