@@ -13,6 +13,10 @@ from app.workflows import ETLWorkflow, RunFailedError
 from broker.cli.display import ProgressDisplay, out_console, print_summary
 from broker.cli.exits import exit_code
 from broker.cli.options import (
+    DropTablesOption,
+    HardDeletesOption,
+    IncrementalOption,
+    SourceArgument,
     TablesOption,
     WarehouseOption,
     blamed_on,
@@ -26,14 +30,10 @@ SANDBOX_BASE_ID = "appSANDBOX0000001"
 
 
 def run(
-    source: Annotated[str, typer.Argument(help="Registered extractor, e.g. airtable")],
-    drop_tables: Annotated[bool, typer.Option("--drop-tables", help="Replace tables atomically")] = False,
-    incremental: Annotated[bool, typer.Option(
-        "--incremental", help="Read only what changed since each table's last successful sync "
-                              "(deletes included); a table without sync state is fully synced")] = False,
-    hard_deletes: Annotated[bool, typer.Option(
-        "--hard-deletes", help="Delete the rows of records deleted at the source "
-                               "(default: set their __deleted_at)")] = False,
+    source: SourceArgument,
+    drop_tables: DropTablesOption = False,
+    incremental: IncrementalOption = False,
+    hard_deletes: HardDeletesOption = False,
     warehouse: WarehouseOption = None,
     tables: TablesOption = None,
 ) -> None:

@@ -21,6 +21,14 @@ WarehouseOption = Annotated[str | None, typer.Option(
 TablesOption = Annotated[str | None, typer.Option(
     "--tables", help="Comma-separated table names or ids. Default: AIRTABLE_TABLES, else every table.")]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table")]
+SourceArgument = Annotated[str, typer.Argument(help="Registered extractor, e.g. airtable")]
+DropTablesOption = Annotated[bool, typer.Option("--drop-tables", help="Replace tables atomically")]
+IncrementalOption = Annotated[bool, typer.Option(
+    "--incremental", help="Read only what changed since each table's last successful sync "
+                          "(deletes included); a table without sync state is fully synced")]
+HardDeletesOption = Annotated[bool, typer.Option(
+    "--hard-deletes", help="Delete the rows of records deleted at the source "
+                           "(default: set their __deleted_at)")]
 
 
 def is_url(value: str) -> bool:

@@ -14,19 +14,25 @@ from app.workflows import ETLWorkflow
 from app.workflows.report import TableReport
 from broker.cli.display import ProgressDisplay, aligned, out_console, print_plain, print_summary
 from broker.cli.exits import TIMED_OUT, exit_code
-from broker.cli.options import JsonOption, TablesOption, WarehouseOption, remote_warehouse, table_list
+from broker.cli.options import (
+    DropTablesOption,
+    HardDeletesOption,
+    IncrementalOption,
+    JsonOption,
+    SourceArgument,
+    TablesOption,
+    WarehouseOption,
+    remote_warehouse,
+    table_list,
+)
 from broker.runs_read import find_run, previous_totals, rejections
 
 
 def enqueue(
-    source: Annotated[str, typer.Argument(help="Registered extractor, e.g. airtable")],
-    drop_tables: Annotated[bool, typer.Option("--drop-tables", help="Replace tables atomically")] = False,
-    incremental: Annotated[bool, typer.Option(
-        "--incremental", help="Read only what changed since each table's last successful sync "
-                              "(deletes included); a table without sync state is fully synced")] = False,
-    hard_deletes: Annotated[bool, typer.Option(
-        "--hard-deletes", help="Delete the rows of records deleted at the source "
-                               "(default: set their __deleted_at)")] = False,
+    source: SourceArgument,
+    drop_tables: DropTablesOption = False,
+    incremental: IncrementalOption = False,
+    hard_deletes: HardDeletesOption = False,
     wait: Annotated[bool, typer.Option("--wait", help="Follow the run; the exit code tells how it "
                                        "ended (0 succeeded, 1 failed, 2 records rejected, "
                                        "3 cancelled, 4 skipped, 5 timed out)")] = False,
