@@ -5,8 +5,24 @@ from __future__ import annotations
 import os
 import uuid
 
+
+def _worker_redis_url(base: str, xdist_worker: str | None) -> str:
+    """The base URL for a plain run; for pytest-xdist's worker gwN, the base's database + N,
+    so parallel workers never flush or read each other's queues."""
+    if not xdist_worker:
+        return base
+    head, _, db = base.rpartition("/")
+    number = int(db or 0) + int(xdist_worker.removeprefix("gw"))
+    if number > 15:
+        raise RuntimeError(f"CONVEYOR_TEST_REDIS_URL={base}: too few Redis databases for "
+                           f"xdist worker {xdist_worker}; use a lower database number or fewer -n")
+    return f"{head}/{number}"
+
+
 # Tests talk to their own Redis database; set before anything imports the Celery app.
-TEST_REDIS_URL = os.environ.get("CONVEYOR_TEST_REDIS_URL", "redis://127.0.0.1:6379/13")
+TEST_REDIS_URL = _worker_redis_url(
+    os.environ.get("CONVEYOR_TEST_REDIS_URL", "redis://127.0.0.1:6379/10"),
+    os.environ.get("PYTEST_XDIST_WORKER"))
 TEST_PG_URL = os.environ.get("CONVEYOR_TEST_PG_URL", "postgresql+psycopg://root@127.0.0.1:5432/test")
 os.environ["CELERY_BROKER_URL"] = TEST_REDIS_URL
 os.environ.pop("CELERY_RESULT_BACKEND", None)
@@ -17,6 +33,27 @@ for name in ("AIRTABLE_API_KEY", "AIRTABLE_BASE_ID", "AIRTABLE_API_URL", "AIRTAB
 import pytest  # noqa: E402
 
 from app.settings import reload_settings  # noqa: E402
+
+PHASES = ("all", "parallel", "serial")
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--phase", choices=PHASES, default="all",
+        help="parallel: every test but those marked serial (run these under pytest-xdist); "
+             "serial: only those; all (default): every test")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    phase = config.getoption("--phase")
+    if phase == "all":
+        return
+    wanted = phase == "serial"
+    keep = [item for item in items if (item.get_closest_marker("serial") is not None) == wanted]
+    dropped = [item for item in items if (item.get_closest_marker("serial") is not None) != wanted]
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = keep
 
 
 @pytest.fixture(autouse=True)
