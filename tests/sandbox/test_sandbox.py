@@ -429,14 +429,17 @@ def test_concurrent_keep_alive_clients_and_clean_stop(base: SandboxBase,
 
 def test_serve_forever_runs_in_the_foreground_until_interrupted(tmp_path: Path) -> None:
     script = (
-        "import logging, sys\n"
+        "import faulthandler, logging, signal, sys\n"
+        "faulthandler.register(signal.SIGUSR1)\n"
         "logging.basicConfig(level=logging.INFO, stream=sys.stdout, format='%(message)s')\n"
         "from sandbox import SandboxConfig, build_base, serve_forever\n"
         "serve_forever([build_base(tables={'T': 3})], SandboxConfig(token='t'), port=0)\n"
     )
     root = Path(__file__).resolve().parents[2]
+    # As from a shell: Ctrl-C's default action, whatever this test process inherited.
     proc = subprocess.Popen([sys.executable, "-c", script], cwd=root, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+                            stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         assert proc.stdout is not None
         line = proc.stdout.readline()
@@ -445,7 +448,14 @@ def test_serve_forever_runs_in_the_foreground_until_interrupted(tmp_path: Path) 
         table = Api("t", endpoint_url=url, retry_strategy=None).table("appSANDBOX0000001", "T")
         assert len(table.all()) == 3
         proc.send_signal(signal.SIGINT)
-        assert proc.wait(10) == 0
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.send_signal(signal.SIGUSR1)  # its threads' stacks, to say where it hangs
+            time.sleep(1)
+            proc.kill()
+            pytest.fail(f"the sandbox ignored Ctrl-C for 10 s; its stacks:\n{proc.communicate()[1]}")
+        assert proc.returncode == 0
         assert proc.stderr is not None and proc.stderr.read() == ""
     finally:
         if proc.poll() is None:
