@@ -1,10 +1,11 @@
-"""Partitioned parallel paging end to end: a 20,000-record table whose previous sync left its
+"""Partitioned parallel paging end to end: an 8,000-record table whose previous sync left its
 creation times in the warehouse is listed in creation-time windows, in-process and on real
 Celery workers, and lands equal to the source — no duplicate, no gap — also when records are
 created and deleted between syncs and while the sync runs."""
 
 from __future__ import annotations
 
+import os
 import threading
 from collections import Counter
 from collections.abc import Iterator
@@ -26,7 +27,9 @@ from tests.support.workers import WorkerProcess
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
-RECORDS = 20_000
+# Four partitions of 2,000 by default (each above MIN_RECORDS_PER_PARTITION); the 20,000-record
+# acceptance check is this file with CONVEYOR_TEST_PARTITION_RECORDS=20000 (docs/performance.md).
+RECORDS = int(os.environ.get("CONVEYOR_TEST_PARTITION_RECORDS", "8000"))
 
 
 def list_requests(sandbox: Sandbox) -> list[str]:
@@ -117,7 +120,7 @@ def orders() -> Iterator[Sandbox]:
         yield sandbox
 
 
-@pytest.mark.timeout(900)  # three syncs of 20,000 records, the sandbox in this process
+@pytest.mark.timeout(900)  # three syncs of the table, the sandbox in this process
 def test_in_process_partitioned_sync_equals_the_source(orders: Sandbox, tmp_path: Path) -> None:
     sandbox, table = orders, table_of(orders)
     warehouse = SQLiteWarehouse(f"sqlite:///{tmp_path / 'w.db'}")
