@@ -12,7 +12,9 @@ dict with a ``source`` key, kept in the warehouse catalog) into a ``ChangePlan``
 
 The interface a source implements (``ChangeSource``): ``name``; ``usable(extractor)``
 (whether it can serve this extractor, e.g. the token may manage webhooks); ``plan(...)``
-(the listing, from the previous cursor; None means "no usable state: list everything");
+(the listing, from the previous cursor; None means "no usable state: list everything",
+and a source whose full listing needs a cursor taken first, like the change feed, returns a
+``FULL`` plan of its own);
 ``full_cursor(previous)`` (the state a full listing leaves, taken before it starts);
 ``started(plan, server_time)`` (the cursor once the listing's first request was answered).
 Which source a table uses is decided in one place, ``app.sync.webhook.candidates``: the

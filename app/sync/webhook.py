@@ -69,6 +69,7 @@ class WebhookSource:
         self.feed = feed
         self._available: bool | None = None
         self._reads: dict[tuple[str, int], FeedRead] = {}
+        self._reported = 0  # feed requests already reported by a plan
 
     @classmethod
     def of(cls, extractor: TabularExtractor) -> WebhookSource | None:
@@ -100,8 +101,9 @@ class WebhookSource:
              options: RunOptions) -> ChangePlan | None:
         if not previous or previous.get("source") != WEBHOOK or not previous.get("webhook_id") \
                 or not previous.get("cursor"):
-            return None
-        start = self.feed.requests
+            # The first run with the feed: everything, from the hook's cursor taken now.
+            return ChangePlan(source=FULL, cursor=self.full_cursor(previous), previous=previous,
+                              hard_deletes=options.hard_deletes, requests=self._spent())
         read = self._read(str(previous["webhook_id"]), int(previous["cursor"]))
         reason = read.reason if read.lost else _unknown_fields(schema, read.table(schema.table.table_id))
         if reason is not None:
@@ -109,7 +111,7 @@ class WebhookSource:
             log.warning("table %s is re-synced in full: %s", schema.table.name, reason)
             return ChangePlan(source=FULL, cursor=cursor, previous=previous,
                               hard_deletes=options.hard_deletes, resync=reason,
-                              requests=self.feed.requests - start)
+                              requests=self._spent())
         changes = read.table(schema.table.table_id)
         record_ids = tuple(sorted(changes.upserted_ids))
         chunks = -(-len(record_ids) // ID_CHUNK)
@@ -119,7 +121,7 @@ class WebhookSource:
         return ChangePlan(source=WEBHOOK, phases=phases, computed_fields=backfill, cursor=cursor,
                           previous=previous, hard_deletes=options.hard_deletes,
                           deleted_ids=tuple(sorted(changes.destroyed_ids)), record_ids=record_ids,
-                          requests=self.feed.requests - start)
+                          requests=self._spent())
 
     def full_cursor(self, previous: dict[str, Any] | None, *,
                     prefer: str | None = None) -> dict[str, Any]:
@@ -133,6 +135,12 @@ class WebhookSource:
         known = prefer or (previous or {}).get("webhook_id")
         handle = self.feed.restart(str(known)) if known else self.feed.ensure()
         return {"source": WEBHOOK, "webhook_id": handle.webhook_id, "cursor": handle.cursor}
+
+    def _spent(self) -> int:
+        """Feed requests since the last plan reported them (the availability probe included):
+        the tables of one run that share a read report it once."""
+        spent, self._reported = self.feed.requests - self._reported, self.feed.requests
+        return spent
 
     def _read(self, webhook_id: str, since: int) -> FeedRead:
         # The tables of one run usually share a cursor: one read serves them all. Payloads that

@@ -104,10 +104,14 @@ def test_without_webhook_state_the_full_listing_starts_at_the_hooks_cursor():
     source, feed = source_with(FeedRead(HOOK, 1, 1))
     sync = TableSync(plan(incremental=True), TABLE, schema=SCHEMA)
     for previous in (None, {"source": "window", "until": "2026-01-01T00:00:00.000Z"}):
-        assert source.plan(SCHEMA, previous, sync.plan.options) is None
+        change = source.plan(SCHEMA, previous, sync.plan.options)
+        assert change is not None and change.source == changes.FULL and change.full
+        assert change.cursor == {"source": "webhook", "webhook_id": "achNEW", "cursor": 42}
+        assert change.resync is None and change.requests == 1
     planned = changes.plan_change(Filtered(), sync, None, source).change
-    assert planned is not None and planned.full and planned.resync is None
+    assert planned is not None and planned.full and planned.identity == "airtable:appX"
     assert planned.cursor["source"] == "webhook" and feed.reads == 0
+    assert feed.restarts == [None, None, None]  # ensure(): the hook found or created
 
 
 def test_by_id_phases_list_100_ids_a_request_and_resume_at_the_next_chunk():
