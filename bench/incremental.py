@@ -85,7 +85,7 @@ def measured(label: str, sandbox: Any, workflow: ETLWorkflow, counter: list[int]
     row = {"run": label, "requests": sandbox.stats.requests, "bytes": counter[0],
            "seconds": seconds, "created": table.created, "updated": table.updated,
            "deleted": table.deleted}
-    print(f"{label:<32} {row['requests']:>8} {row['bytes']:>12} {seconds:>9.1f}"
+    print(f"{label:<40} {row['requests']:>8} {row['bytes']:>12} {seconds:>9.1f}"
           f" {table.created:>8} {table.updated:>8} {table.deleted:>8}", flush=True)
     return row
 
@@ -115,7 +115,7 @@ def main() -> None:
                 lambda response, *a, **k: counter.__setitem__(0, counter[0] + len(response.content)))
             return ETLWorkflow(extractor, warehouse)
 
-        print(f"{'run':<32} {'requests':>8} {'bytes':>12} {'seconds':>9}"
+        print(f"{'run':<40} {'requests':>8} {'bytes':>12} {'seconds':>9}"
               f" {'created':>8} {'updated':>8} {'deleted':>8}")
         measured("first full sync", sandbox, workflow(), counter)
         rows: dict[str, dict[str, Any]] = {}
