@@ -167,7 +167,7 @@ def extract_table(self: SyncTask, sync_json: dict[str, Any]) -> dict[str, Any]:
                 return {"state": "cancelled"}
             keep_alive(run_id)
             batch = item.batch
-            message = [sync.to_json(), batch.to_json()]
+            message = [steps.for_loading(sync).to_json(), batch.to_json()]
             barrier().keep_copy(run_id, table_id, batch.batch_no, message)
             send("conveyor.load_batch", *message)
             status.record_fetched(run_id, table_id, batch.batch_no, len(batch.records))

@@ -222,6 +222,16 @@ def _counted(pages: Iterator[Page], on_page: Callable[[], None] | None) -> Itera
         yield page
 
 
+def for_loading(sync: TableSync) -> TableSync:
+    """``sync`` as a batch's load message carries it: without the record ids its listing reads
+    (a change feed may name thousands, and every batch's message would repeat them); loading
+    and finishing need only the deleted ids and the cursor. Never list from it."""
+    change = sync.change
+    if change is None or not change.record_ids:
+        return sync
+    return sync.with_(change=replace(change, record_ids=()))
+
+
 def load(warehouse: Warehouse, sync: TableSync, batch: Batch) -> BatchResult:
     """Upsert one batch; a batch loaded before is a no-op."""
     return warehouse.load_batch(_target(sync), batch)

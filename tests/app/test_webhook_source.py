@@ -14,7 +14,7 @@ from app.contracts import FieldSpec, TableSchema
 from app.extractors import AirtableExtractor
 from app.extractors.changefeed import FeedHandle, FeedRead
 from app.extractors.changefold import FieldState, TableChanges
-from app.sync import changes, webhook
+from app.sync import changes, steps, webhook
 from app.sync.plan import ChangePlan, RunOptions, TableSync
 from app.sync.states import WriteMode
 from sandbox import SandboxConfig, build_base, run_sandbox
@@ -159,3 +159,15 @@ def test_the_feed_is_chosen_for_incremental_tables_when_the_token_may_manage_web
     assert names(WriteMode.INCREMENTAL) == ["window"]
     assert webhook.WebhookSource.of(Filtered()) is None
     assert [s.name for s in webhook.candidates(Filtered(), WriteMode.INCREMENTAL)] == ["window"]
+
+
+def test_load_messages_leave_the_listed_ids_behind_and_keep_what_finishing_needs():
+    change = ChangePlan(source="webhook", phases=("byid",) * 3, record_ids=tuple(ids(250)),
+                        deleted_ids=("recGONE00000001",), cursor=STATE)
+    sync = TableSync(plan(incremental=True), TABLE, schema=SCHEMA, change=change)
+    loading = steps.for_loading(sync)
+    assert loading.change is not None and loading.change.record_ids == ()
+    assert (loading.change.deleted_ids, loading.change.cursor) == (change.deleted_ids, STATE)
+    assert len(json.dumps(loading.to_json())) < len(json.dumps(sync.to_json())) - 250 * 14
+    window = TableSync(plan(incremental=True), TABLE, change=ChangePlan(source="window"))
+    assert steps.for_loading(window) is window
