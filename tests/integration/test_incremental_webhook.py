@@ -173,32 +173,45 @@ def lose_and_recover(sandbox: Any, runner: Driver, warehouse: Warehouse, api: Ap
 
 
 @pytest.mark.timeout(600)
-def test_a_lost_feed_is_re_synced_once_reported_and_then_read_again(tmp_path):
+@pytest.mark.parametrize("driver", ["in-process", "workers"])
+def test_a_lost_feed_is_re_synced_once_reported_and_then_read_again(driver, tmp_path):
+    if driver == "workers":
+        redis.Redis.from_url(TEST_REDIS_URL).flushdb()
     warehouse = make_warehouse("sqlite", tmp_path, "")
     with run_sandbox([build_base(BASE, SMALL, seed=33)], feed_config()) as sandbox:
         api = Api(TOKEN, endpoint_url=sandbox.url)
-        runner = Driver("in-process", sandbox, warehouse, tmp_path)
-        runner.run(incremental=True)
-
-        def expire(state: dict[str, Any]) -> None:
-            CLOCK.advance(days=7, seconds=5)  # nobody read or refreshed it for a week
-
-        lose_and_recover(sandbox, runner, warehouse, api, expire, "disabled", "expired")
-
-        def delete(state: dict[str, Any]) -> None:
-            api.base(BASE).webhook(state["webhook_id"]).delete()
-
-        lose_and_recover(sandbox, runner, warehouse, api, delete, "gone")
-
-        def past_retention(state: dict[str, Any]) -> None:
-            CLOCK.advance(days=4)
-            api.base(BASE).webhook(state["webhook_id"]).extend_expiration()  # alive…
-            CLOCK.advance(days=4)  # …but the payloads after the stored cursor are 8 days old
-
-        lose_and_recover(sandbox, runner, warehouse, api, past_retention, "retention")
-        hooks = api.base(BASE).webhooks()
-        assert len(hooks) == 1  # dead hooks were freed, none was created twice
+        runner = Driver(driver, sandbox, warehouse, tmp_path)
+        try:
+            lose_three_ways(sandbox, runner, warehouse, api)
+        finally:
+            runner.stop()
     warehouse.dispose()
+
+
+def lose_three_ways(sandbox: Any, runner: Driver, warehouse: Warehouse, api: Api) -> None:
+    """An expired hook, a deleted one, and a cursor whose payloads are past retention."""
+    runner.run(incremental=True)
+
+    def expire(state: dict[str, Any]) -> None:
+        CLOCK.advance(days=7, seconds=5)  # nobody read or refreshed it for a week
+
+    # The first table to read finds the hook disabled and frees it; on workers another table's
+    # own read may then find it gone: both say it expired.
+    lose_and_recover(sandbox, runner, warehouse, api, expire, "expired")
+
+    def delete(state: dict[str, Any]) -> None:
+        api.base(BASE).webhook(state["webhook_id"]).delete()
+
+    lose_and_recover(sandbox, runner, warehouse, api, delete, "gone")
+
+    def past_retention(state: dict[str, Any]) -> None:
+        CLOCK.advance(days=4)
+        api.base(BASE).webhook(state["webhook_id"]).extend_expiration()  # alive…
+        CLOCK.advance(days=4)  # …but the payloads after the stored cursor are 8 days old
+
+    lose_and_recover(sandbox, runner, warehouse, api, past_retention, "retention")
+    hooks = api.base(BASE).webhooks()
+    assert len(hooks) == 1  # dead hooks were freed, none was created twice
 
 
 @pytest.mark.timeout(600)
