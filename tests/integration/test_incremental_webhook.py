@@ -6,7 +6,8 @@ changes (records updated, created, deleted, a field renamed and one added, a lin
 changed under a rollup) one incremental run lands all of it: live rows equal the source,
 deleted rows have ``__deleted_at`` and nothing else does. A lost feed (expired, deleted,
 payloads past retention) re-syncs the table once, says so, and the feed resumes; a failed run
-leaves the cursor where it was. Helpers come from the window source's tests.
+leaves the cursor where it was. Hard deletes go through the feed too; a base whose 10 webhooks
+are taken falls back to the window. Helpers come from the window source's tests.
 """
 
 from __future__ import annotations
@@ -315,4 +316,49 @@ def test_on_workers_a_feed_run_whose_load_worker_died_never_moves_the_cursor(tmp
             assert after is not None and after["cursor"] > before["cursor"]
         finally:
             runner.stop()
+    warehouse.dispose()
+
+
+def test_hard_deletes_through_the_feed_remove_the_rows(tmp_path):
+    warehouse = make_warehouse("sqlite", tmp_path, "")
+    with run_sandbox([build_base(BASE, {"Clients": 5, "Orders": 120}, seed=36)],
+                     feed_config()) as sandbox:
+        api = Api(TOKEN, endpoint_url=sandbox.url)
+        runner = Driver("in-process", sandbox, warehouse, tmp_path)
+        runner.run(incremental=True)
+        orders = api.table(BASE, "Orders")
+        gone = [r["id"] for r in orders.all(max_records=3)]
+        orders.delete(gone[0])
+        soft = table_report(runner.run(incremental=True), "Orders")
+        assert (soft["change_source"], soft["deleted"]) == ("webhook", 1)
+        orders.batch_delete(gone[1:])
+        hard = table_report(runner.run(incremental=True, hard_deletes=True), "Orders")
+        assert (hard["change_source"], hard["deleted"]) == ("webhook", 2)
+        ids = {r["id"] for r in warehouse.read_records(orders_ref(api))}
+        assert gone[0] in ids and not ids & set(gone[1:]) and len(ids) == 118
+        assert warehouse.deleted_ids(orders_ref(api)) == {gone[0]}
+        assert differences(warehouse, api, "Orders") == []
+    warehouse.dispose()
+
+
+def test_a_base_without_room_for_conveyors_hook_uses_the_window(tmp_path):
+    """Airtable keeps at most 10 webhooks per base: when others hold them all, the feed cannot
+    be created and the table falls back to the modified-time window."""
+    warehouse = make_warehouse("sqlite", tmp_path, "")
+    with run_sandbox([build_base(BASE, {"Clients": 5, "Orders": 120}, seed=37)],
+                     feed_config()) as sandbox:
+        api = Api(TOKEN, endpoint_url=sandbox.url)
+        for _ in range(10):
+            api.base(BASE).add_webhook(None, {"options": {"filters": {"dataTypes": ["tableData"]}}})
+        runner = Driver("in-process", sandbox, warehouse, tmp_path)
+        first = table_report(runner.run(incremental=True), "Orders")
+        assert first["change_source"] == "full" and first["cursor"]["source"] == "window"
+        time.sleep(1.1)  # the Date header counts whole seconds
+        orders = api.table(BASE, "Orders")
+        changed = orders.all(max_records=1)[0]["id"]
+        orders.update(changed, {"Quantity": 31})
+        second = table_report(runner.run(incremental=True), "Orders")
+        assert second["change_source"] == "window" and second["loaded"] >= 1
+        assert warehouse.sync_state(SOURCE, orders_ref(api), "webhook") is None
+        assert differences(warehouse, api, "Orders", skip=("Related total",)) == []
     warehouse.dispose()
