@@ -242,7 +242,7 @@ def plan_listing(extractor: TabularExtractor, warehouse: Warehouse, sync: TableS
     (``app.sync.changes``): everything, or only what changed since the last successful sync,
     through the best change source that can serve it (``app.sync.webhook.candidates``)."""
     options = sync.plan.options
-    for source in webhook.candidates(extractor, options.mode_for(sync.table)):
+    for source in webhook.candidates(extractor, options.mode_for(sync.table), sync.run_id):
         previous = None if options.replace else warehouse.sync_state(
             extractor.identity(), sync.table, source.name)
         try:

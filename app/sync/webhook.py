@@ -11,7 +11,7 @@ they list everything anyway, and leave the window's state as they always did.
 - No webhook state for the table: the hook is found or created and its cursor taken BEFORE
   the full listing starts; the full merge stores ``{"source": "webhook", "webhook_id", "cursor"}``
   with the data, so a change made while the listing pages is read again by the next run.
-- With state: the payloads since the cursor are read (once per extractor and cursor, so the
+- With state: the payloads since the cursor are read (once per run, extractor and cursor, so the
   tables of an in-process run share one read); the records created or changed are listed by
   id (``byid`` phases, 100 ids a request), the destroyed ones travel as ``deleted_ids`` (soft
   or hard deletes, as the run asks), and the read's end is the new cursor, committed with the
@@ -56,8 +56,9 @@ FILLED_AT_CREATION: Final = frozenset({
     "formula", "rollup", "multipleLookupValues", "count", "autoNumber", "createdTime",
     "lastModifiedTime", "createdBy", "lastModifiedBy", "button"})
 
-#: One source per extractor instance: its feed, whether the token may use it, the reads made.
-_BOUND: WeakKeyDictionary[TabularExtractor, WebhookSource] = WeakKeyDictionary()
+#: One source per extractor instance and run: its feed, whether the token may use it, the reads
+#: made. A new run asks again: a read must never be older than the run that applies it.
+_BOUND: WeakKeyDictionary[TabularExtractor, tuple[str, WebhookSource]] = WeakKeyDictionary()
 
 
 class WebhookSource:
@@ -72,22 +73,23 @@ class WebhookSource:
         self._reported = 0  # feed requests already reported by a plan
 
     @classmethod
-    def of(cls, extractor: TabularExtractor) -> WebhookSource | None:
-        """The extractor's change feed source (the same object for every table of the run);
-        None when the extractor is not an Airtable base's."""
+    def of(cls, extractor: TabularExtractor, run_id: str) -> WebhookSource | None:
+        """The extractor's change feed source in run ``run_id`` (the same object for every
+        table of the run); None when the extractor is not an Airtable base's."""
         if not isinstance(extractor, AirtableExtractor):
             return None
         bound = _BOUND.get(extractor)
-        if bound is None:
+        if bound is None or bound[0] != run_id:
             session = extractor.session
             # The server's clock (its last ``Date`` header) tells when the hook is due for a
             # refresh, as it tells when it expires.
-            bound = cls(ChangeFeed(extractor, clock=lambda: session.last_date or datetime.now(UTC)))
+            feed = ChangeFeed(extractor, clock=lambda: session.last_date or datetime.now(UTC))
+            bound = (run_id, cls(feed))
             _BOUND[extractor] = bound
-        return bound
+        return bound[1]
 
     def usable(self, extractor: TabularExtractor) -> bool:
-        """Whether the token may manage the base's webhooks (asked once per extractor: one
+        """Whether the token may manage the base's webhooks (asked once per run: one
         request, the hook list, which the first read or ``ensure`` then reuses)."""
         if self._available is None:
             availability = self.feed.available()
@@ -151,13 +153,14 @@ class WebhookSource:
         return self._reads[key]
 
 
-def candidates(extractor: TabularExtractor, mode: WriteMode) -> Iterator[ChangeSource]:
-    """The change sources a table written in ``mode`` may use, best first: the webhook change
-    feed (incremental tables only) when the token may manage webhooks, then the modified-time
-    window when the extractor can filter by modified time. A source whose plan raises
-    ``ChangeFeedUnavailable`` is skipped for the next (``app.sync.steps.plan_listing``)."""
+def candidates(extractor: TabularExtractor, mode: WriteMode, run_id: str) -> Iterator[ChangeSource]:
+    """The change sources a table written in ``mode`` by run ``run_id`` may use, best first:
+    the webhook change feed (incremental tables only) when the token may manage webhooks, then
+    the modified-time window when the extractor can filter by modified time. A source whose
+    plan raises ``ChangeFeedUnavailable`` is skipped for the next
+    (``app.sync.steps.plan_listing``)."""
     if mode is WriteMode.INCREMENTAL:
-        feed = WebhookSource.of(extractor)
+        feed = WebhookSource.of(extractor, run_id)
         if feed is not None and feed.usable(extractor):
             yield feed
     yield from (s for s in SOURCES if s.usable(extractor))

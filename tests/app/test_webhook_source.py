@@ -146,19 +146,22 @@ def sandbox() -> Iterator[Any]:
 
 
 def test_the_feed_is_chosen_for_incremental_tables_when_the_token_may_manage_webhooks(sandbox):
-    def names(mode: WriteMode) -> list[str]:
-        extractor = AirtableExtractor(api_key="t", base_id="appCHOICE00000001",
-                                      api_url=sandbox.url, requests_per_second=1000)
-        return [s.name for s in webhook.candidates(extractor, mode)]
+    shared = AirtableExtractor(api_key="t", base_id="appCHOICE00000001", api_url=sandbox.url,
+                               requests_per_second=1000)
+
+    def names(mode: WriteMode, run_id: str = "r1") -> list[str]:
+        return [s.name for s in webhook.candidates(shared, mode, run_id)]
 
     assert names(WriteMode.INCREMENTAL) == ["webhook", "window"]
     assert names(WriteMode.MERGE) == names(WriteMode.REPLACE) == ["window"]
-    assert sandbox.stats.by_kind["webhooks"] == 1  # merge and replace runs never ask
+    assert names(WriteMode.INCREMENTAL) == ["webhook", "window"]
+    assert sandbox.stats.by_kind["webhooks"] == 1  # asked once a run; merge and replace never
     sandbox.config.webhooks_allowed = False  # a token without webhook:manage
-    assert names(WriteMode.INCREMENTAL) == ["window"]
-    assert names(WriteMode.INCREMENTAL) == ["window"]
-    assert webhook.WebhookSource.of(Filtered()) is None
-    assert [s.name for s in webhook.candidates(Filtered(), WriteMode.INCREMENTAL)] == ["window"]
+    assert names(WriteMode.INCREMENTAL) == ["webhook", "window"]  # this run asked already
+    assert names(WriteMode.INCREMENTAL, "r2") == ["window"]  # the next run asks again
+    assert webhook.WebhookSource.of(Filtered(), "r1") is None
+    assert [s.name for s in webhook.candidates(Filtered(), WriteMode.INCREMENTAL, "r1")] == \
+        ["window"]
 
 
 def test_load_messages_leave_the_listed_ids_behind_and_keep_what_finishing_needs():
