@@ -5,9 +5,13 @@ A sandbox (in this process, no rate limit unless ``--rate``) serves one table of
 the records change (updates, creates and deletes in the ratio 5:2:1, through the API as a
 person's tools would), then each run below is measured on its own fresh 1 % change:
 
-* ``incremental, deletes due``: the modified-time window plus the ids-only delete listing
-  (``deletes_every=1``, the default);
-* ``incremental, deletes not due``: the window alone;
+* ``window, deletes due``: the modified-time window plus the ids-only delete listing
+  (``deletes_every=1``, the default), with a token that may not manage webhooks;
+* ``window, deletes not due``: the window alone;
+* ``webhook``: the webhook change feed (the token may manage webhooks): the payloads since
+  the stored cursor and the changed records listed by id; deletes come from the payloads.
+  Its first incremental run lists everything (it takes the hook's cursor), so one such run
+  precedes the measured one;
 * ``full merge``: every record listed and upserted (what every run cost before).
 
 Printed per run: Airtable requests (from the sandbox's count), bytes of response bodies
@@ -15,10 +19,9 @@ Printed per run: Airtable requests (from the sandbox's count), bytes of response
 The default is 20,000 records: a 100,000-record table takes several minutes to generate and
 sync on this project's shared 2-core machine; ``--records 100000`` runs the issue's size.
 
-Change sources: ``SOURCES`` maps a name to the run options that select it. Only the
-modified-time window exists here; the webhook change feed (``app/extractors/changefeed.py``)
-adds its entry when it lands (e.g. ``"webhook": {"incremental": True}`` with a token that
-may manage webhooks) and is then measured the same way.
+Change sources: ``SOURCES`` maps a name to whether the sandbox's token may manage webhooks
+(which chooses the source: ``app.sync.webhook.candidates``) and the measured variants' run
+options.
 
     python bench/incremental.py [--records 20000] [--rate 0] [--warehouse sqlite:///x.db]
 """
@@ -47,9 +50,14 @@ from sandbox import SandboxConfig, build_base, run_sandbox  # noqa: E402
 BASE_ID = "appBENCHINCREMENT1"
 TOKEN = "bench-token"
 TABLE = "Orders"
-#: Run options of each change source measured against the full merge.
-SOURCES: dict[str, dict[str, Any]] = {
-    "window": {"incremental": True, "computed_every": 1000},
+#: Each change source measured against the full merge: whether the token may manage webhooks
+#: (the feed is chosen when it may) and the run options of each measured variant.
+SOURCES: dict[str, tuple[bool, dict[str, dict[str, Any]]]] = {
+    "window": (False, {
+        "deletes due": {"incremental": True, "computed_every": 1000, "deletes_every": 1},
+        "deletes not due": {"incremental": True, "computed_every": 1000, "deletes_every": 1000},
+    }),
+    "webhook": (True, {"": {"incremental": True}}),
 }
 
 
@@ -77,7 +85,7 @@ def measured(label: str, sandbox: Any, workflow: ETLWorkflow, counter: list[int]
     row = {"run": label, "requests": sandbox.stats.requests, "bytes": counter[0],
            "seconds": seconds, "created": table.created, "updated": table.updated,
            "deleted": table.deleted}
-    print(f"{label:<32} {row['requests']:>8} {row['bytes']:>12} {seconds:>9.1f}"
+    print(f"{label:<40} {row['requests']:>8} {row['bytes']:>12} {seconds:>9.1f}"
           f" {table.created:>8} {table.updated:>8} {table.deleted:>8}", flush=True)
     return row
 
@@ -107,20 +115,21 @@ def main() -> None:
                 lambda response, *a, **k: counter.__setitem__(0, counter[0] + len(response.content)))
             return ETLWorkflow(extractor, warehouse)
 
-        print(f"{'run':<32} {'requests':>8} {'bytes':>12} {'seconds':>9}"
+        print(f"{'run':<40} {'requests':>8} {'bytes':>12} {'seconds':>9}"
               f" {'created':>8} {'updated':>8} {'deleted':>8}")
         measured("first full sync", sandbox, workflow(), counter)
         rows: dict[str, dict[str, Any]] = {}
-        for name, options in SOURCES.items():
-            time.sleep(1.1)  # the Date header counts whole seconds
-            change_one_percent(api, rng)
-            rows[f"{name}, deletes due"] = measured(f"incremental ({name}), deletes due", sandbox,
-                                                    workflow(), counter, deletes_every=1, **options)
-            time.sleep(1.1)
-            change_one_percent(api, rng)
-            rows[f"{name}, deletes not due"] = measured(
-                f"incremental ({name}), no deletes", sandbox, workflow(), counter,
-                deletes_every=1000, **options)
+        for name, (webhooks, variants) in SOURCES.items():
+            sandbox.config.webhooks_allowed = webhooks
+            if webhooks:  # no webhook state yet: this run lists everything, from the hook's cursor
+                measured(f"first run ({name}, full)", sandbox, workflow(), counter,
+                         incremental=True)
+            for variant, options in variants.items():
+                time.sleep(1.1)  # the Date header counts whole seconds
+                change_one_percent(api, rng)
+                label = f"{name}, {variant}" if variant else name
+                rows[label] = measured(f"incremental ({label})", sandbox, workflow(), counter,
+                                       **options)
         change_one_percent(api, rng)
         full = measured("full merge", sandbox, workflow(), counter)
     print("\nincremental / full merge:")

@@ -270,6 +270,7 @@ class RunStatus:
             "rejected": rejected,
             "mode": info.get("mode"),
             "change_source": info.get("change_source"),
+            "resync": info.get("resync"),
             "created": created_total,
             "updated": max(loaded_total - created_total, 0),
             "deleted": int(info.get("deleted", 0)),

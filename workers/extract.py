@@ -110,10 +110,12 @@ def start_table(self: SyncTask, sync_json: dict[str, Any]) -> dict[str, Any]:
     sync = _partitioned(extractor, warehouse, steps.plan_listing(extractor, warehouse, sync))
     page = steps.first_page(extractor, sync)
     sync = steps.started(sync, page)
-    status_store().count_requests(sync.run_id, sync.table.table_id, 1)
+    status_store().count_requests(sync.run_id, sync.table.table_id,
+                                  page.requests + (sync.change.requests if sync.change else 0))
     status_store().update_table(sync.run_id, sync.table.table_id,
                                 mode=str(sync.plan.options.mode_for(sync.table)),
-                                change_source=sync.change.source if sync.change else None)
+                                change_source=sync.change.source if sync.change else None,
+                                resync=sync.change.resync if sync.change else None)
     sample = steps.sample_of(page.records, sync.plan.batch_max_bytes)
     first = list(steps.iter_batches([page], sync, sync.listing.next_batch))
     self.record(sync.run_id, sync.table.table_id, "succeeded")
@@ -165,7 +167,7 @@ def extract_table(self: SyncTask, sync_json: dict[str, Any]) -> dict[str, Any]:
                 return {"state": "cancelled"}
             keep_alive(run_id)
             batch = item.batch
-            message = [sync.to_json(), batch.to_json()]
+            message = [steps.for_loading(sync).to_json(), batch.to_json()]
             barrier().keep_copy(run_id, table_id, batch.batch_no, message)
             send("conveyor.load_batch", *message)
             status.record_fetched(run_id, table_id, batch.batch_no, len(batch.records))

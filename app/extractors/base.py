@@ -26,6 +26,8 @@ class Page:
     seen: bool = False
     #: The source's clock when it answered (e.g. Airtable's ``Date`` header), if known.
     server_time: datetime | None = None
+    #: Requests the page took (0: made up without asking the source, e.g. nothing changed).
+    requests: int = 1
 
 
 class TabularExtractor(ABC):

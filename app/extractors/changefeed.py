@@ -89,6 +89,9 @@ class ChangeFeed:
         self.refresh_margin = refresh_margin
         self.clock = clock or (lambda: datetime.now(UTC))
         self.requests = 0  # every API request this feed made
+        # The hook list ``available`` fetched, kept for the next call that lists the hooks (once):
+        # a run that probes the feed and then reads it pays for one listing, not two.
+        self._listed: list[Any] | None = None
 
     # -- availability and lifecycle ---------------------------------------------------------------
 
@@ -100,7 +103,7 @@ class ChangeFeed:
             SourceUnavailableError: Airtable kept failing.
         """
         try:
-            self._hooks()
+            self._listed = self._hooks()
         except ChangeFeedUnavailable as exc:
             return Availability(False, str(exc))
         return Availability(True)
@@ -212,6 +215,9 @@ class ChangeFeed:
     # -- requests ---------------------------------------------------------------------------------
 
     def _hooks(self) -> list[Any]:
+        listed, self._listed = self._listed, None
+        if listed is not None:
+            return listed
         try:
             hooks: list[Any] = self._call(self.api.base(self.base_id).webhooks)
         except _Gone:

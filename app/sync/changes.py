@@ -12,13 +12,18 @@ dict with a ``source`` key, kept in the warehouse catalog) into a ``ChangePlan``
 
 The interface a source implements (``ChangeSource``): ``name``; ``usable(extractor)``
 (whether it can serve this extractor, e.g. the token may manage webhooks); ``plan(...)``
-(the listing, from the previous cursor; None means "no usable state: list everything");
+(the listing, from the previous cursor; None means "no usable state: list everything",
+and a source whose full listing needs a cursor taken first, like the change feed, returns a
+``FULL`` plan of its own);
+``full_cursor(previous)`` (the state a full listing leaves, taken before it starts);
 ``started(plan, server_time)`` (the cursor once the listing's first request was answered).
-The webhook change feed plugs in as a second source: its plan lists the changed record ids
-(a ``formula`` of ``RECORD_ID()``s or a ``records`` phase it pages itself), carries the
-destroyed ids in ``deleted_ids``, applies field events through the schema (keyed by field
-id, ``Warehouse.prepare_table``), and stores ``{"source": "webhook", "cursor": N, ...}``
-beside the window's cursor (the state is keyed by source identity, table id and source).
+Which source a table uses is decided in one place, ``app.sync.webhook.candidates``: the
+webhook change feed (``WebhookSource``) for an incremental table whose token may manage the
+base's webhooks, else this module's modified-time window. The feed's plan lists the changed
+record ids (``byid`` phases of ``record_ids``), carries the destroyed ids in
+``deleted_ids``, leaves field events to the schema (keyed by field id,
+``Warehouse.prepare_table``), and stores ``{"source": "webhook", "cursor": N, ...}`` beside
+the window's cursor (the state is keyed by source identity, table id and source).
 
 The **modified-time window** (``WindowSource``) lists the records whose
 ``LAST_MODIFIED_TIME()`` is at or after the previous window's end minus ``OVERLAP_SECONDS``;
@@ -42,6 +47,8 @@ from typing import Any, Final, Protocol
 
 from app.contracts import FieldSpec, TableSchema
 from app.extractors.base import Page, TabularExtractor
+from app.extractors.by_id import CHUNK as ID_CHUNK
+from app.extractors.by_id import ids_formula
 from app.sync.plan import ChangePlan, RunOptions, TableSync
 from app.sync.states import WriteMode
 
@@ -77,6 +84,10 @@ class ChangeSource(Protocol):
         """The listing of a run from the ``previous`` cursor; None: list everything."""
         ...
 
+    def full_cursor(self, previous: dict[str, Any] | None) -> dict[str, Any]:
+        """The state a full listing of the table leaves, taken before the listing starts."""
+        ...
+
 
 class WindowSource:
     """The modified-time window (see the module docstring)."""
@@ -105,12 +116,19 @@ class WindowSource:
                           id_field=cheap_field(schema), computed_fields=computed,
                           cursor=cursor, previous=previous, hard_deletes=options.hard_deletes)
 
+    def full_cursor(self, previous: dict[str, Any] | None) -> dict[str, Any]:
+        # A full listing knows every live id and every computed value, so the window's
+        # counters start again from here; ``started`` sets where its window ends.
+        return {"source": WINDOW, "until": None, "runs": 0, "deletes_run": 0, "computed_run": 0}
 
+
+#: The sources that serve any extractor that can filter by modified time, needing nothing else.
 SOURCES: tuple[ChangeSource, ...] = (WindowSource(),)
+_ANY: Any = object()
 
 
 def plan_change(extractor: TabularExtractor, sync: TableSync,
-                previous: dict[str, Any] | None) -> TableSync:
+                previous: dict[str, Any] | None, source: ChangeSource | None = _ANY) -> TableSync:
     """``sync`` with the listing its run reads: only what changed when the table is synced
     incrementally and has usable state, else everything (which also starts the state).
 
@@ -118,19 +136,19 @@ def plan_change(extractor: TabularExtractor, sync: TableSync,
         extractor: The run's extractor.
         sync: The table, with its schema.
         previous: The table's stored cursor (None: never synced, or by nothing that left one).
+        source: The change source chosen for the table (``app.sync.webhook.candidates``);
+            None: none (the listing leaves no state); by default the first usable of SOURCES.
     """
     options = sync.plan.options
     mode = options.mode_for(sync.table)
     schema = sync.schema or TableSchema(sync.table, ())
-    source = next((s for s in SOURCES if s.usable(extractor)), None)
+    if source is _ANY:
+        source = next((s for s in SOURCES if s.usable(extractor)), None)
     if mode is WriteMode.INCREMENTAL and source is not None:
         change = source.plan(schema, previous, options)
         if change is not None:
             return sync.with_(change=_replace(change, identity=extractor.identity()))
-    # A full listing: it knows every live id and every computed value, so the window's
-    # counters start again from here.
-    cursor: dict[str, Any] = {"source": source.name if source else FULL, "until": None,
-                              "runs": 0, "deletes_run": 0, "computed_run": 0}
+    cursor = source.full_cursor(previous) if source is not None else {"source": FULL}
     return sync.with_(change=ChangePlan(source=FULL, identity=extractor.identity(), cursor=cursor,
                                         previous=previous, hard_deletes=options.hard_deletes))
 
@@ -164,9 +182,13 @@ def pages(extractor: TabularExtractor, sync: TableSync, cursor: str | None) -> I
         return
     index, offset = split_cursor(cursor)
     phases = change.phases
+    if not phases:
+        # Nothing changed (a change feed's empty read): one empty page, no request.
+        yield Page([], None, requests=0)
+        return
     for number in range(index, len(phases)):
         phase = phases[number]
-        formula, fields, listed = _phase_query(change, phase)
+        formula, fields, listed = _phase_query(change, phase, phases[:number].count("byid"))
         # Only extractors that ``filters_by_modified_time`` take these (a full plan has none).
         query: dict[str, Any] = {k: v for k, v in (("formula", formula), ("fields", fields))
                                  if v is not None}
@@ -178,17 +200,22 @@ def pages(extractor: TabularExtractor, sync: TableSync, cursor: str | None) -> I
             else:
                 following = None
             # A replacing load keeps only what it lists: it needs no record of what it saw.
-            seen = (phase != "records" or change.full) and not sync.plan.options.replace
+            every = phase in ("ids", "computed") or (phase == "records" and change.full)
+            seen = every and not sync.plan.options.replace
             yield Page(page.records, following, fields=listed, seen=seen,
                        server_time=page.server_time)
         offset = None
 
 
-def _phase_query(change: ChangePlan, phase: str
+def _phase_query(change: ChangePlan, phase: str, chunk: int
                  ) -> tuple[str | None, list[str] | None, tuple[str, ...] | None]:
-    """(filterByFormula, fields[] to request, fields the batch holds) of one phase."""
+    """(filterByFormula, fields[] to request, fields the batch holds) of one phase; ``chunk``
+    numbers the ``byid`` phases (each lists the next ``ID_CHUNK`` of ``record_ids``)."""
     if phase == "records":
         return change.formula, None, None
+    if phase == "byid":
+        ids = change.record_ids[chunk * ID_CHUNK:(chunk + 1) * ID_CHUNK]
+        return ids_formula(ids), None, None
     if phase == "ids":
         return None, [change.id_field] if change.id_field else None, ()
     return None, list(change.computed_fields), tuple(change.computed_fields)

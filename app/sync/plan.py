@@ -144,9 +144,10 @@ class ChangePlan:
     (to find deletes) or of computed fields when they are due.
 
     ``phases`` are listed one after the other: ``records`` (with ``formula`` as
-    ``filterByFormula``; None lists every record), ``ids`` (each record with the one field
-    ``id_field``), ``computed`` (each record with ``computed_fields`` only). ``cursor`` is the
-    state the table will have once the run's data is visible; it is committed with it.
+    ``filterByFormula``; None lists every record), ``byid`` (the next chunk of ``record_ids``,
+    one request each), ``ids`` (each record with the one field ``id_field``), ``computed``
+    (each record with ``computed_fields`` only). ``cursor`` is the state the table will have
+    once the run's data is visible; it is committed with it.
     """
 
     source: str
@@ -163,11 +164,18 @@ class ChangePlan:
     #: Records the source says were deleted (a change feed's destroyed ids).
     deleted_ids: tuple[str, ...] = ()
     v: int = 1
+    #: Records the source says were created or changed, listed by id (``byid`` phases).
+    record_ids: tuple[str, ...] = ()
+    #: Why a change source's state could not be used and the table is listed whole (a lost
+    #: change feed); None when nothing was lost.
+    resync: str | None = None
+    #: Requests the change source made while planning (a change feed's hook list and payloads).
+    requests: int = 0
 
     @property
     def full(self) -> bool:
         """Whether the records phase lists every record (it then knows every live id)."""
-        return self.formula is None
+        return self.formula is None and "records" in self.phases
 
     @property
     def finds_deletes(self) -> bool:
@@ -180,7 +188,11 @@ class ChangePlan:
                 "id_field": self.id_field, "computed_fields": list(self.computed_fields),
                 "cursor": dict(self.cursor), "previous": self.previous,
                 "hard_deletes": self.hard_deletes, "deleted_ids": list(self.deleted_ids),
-                "v": self.v}
+                "v": self.v,
+                # Only when set: plans of the window source keep their shape.
+                **({"record_ids": list(self.record_ids)} if self.record_ids else {}),
+                **({"resync": self.resync} if self.resync else {}),
+                **({"requests": self.requests} if self.requests else {})}
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> ChangePlan:
@@ -190,7 +202,9 @@ class ChangePlan:
                    computed_fields=tuple(data.get("computed_fields", ())),
                    cursor=dict(data.get("cursor") or {}), previous=data.get("previous"),
                    hard_deletes=bool(data.get("hard_deletes", False)),
-                   deleted_ids=tuple(data.get("deleted_ids", ())), v=data.get("v", 1))
+                   deleted_ids=tuple(data.get("deleted_ids", ())), v=data.get("v", 1),
+                   record_ids=tuple(data.get("record_ids", ())), resync=data.get("resync"),
+                   requests=int(data.get("requests", 0)))
 
 
 @dataclass(frozen=True)

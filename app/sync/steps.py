@@ -13,6 +13,7 @@ creation-time partitions (``partition_plan``): one listing per window, each page
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, replace
 
@@ -28,10 +29,12 @@ from app.contracts import (
 from app.errors import ConfigurationError, TerminalError
 from app.extractors.base import Page, TabularExtractor
 from app.extractors.partitions import CreatedWindow, plan_from_created
-from app.sync import changes, rules
+from app.sync import changes, rules, webhook
 from app.sync.plan import Listing, TableSync
 from app.warehouses import Warehouse
 from app.warehouses.kinds import detect_schema
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -219,6 +222,16 @@ def _counted(pages: Iterator[Page], on_page: Callable[[], None] | None) -> Itera
         yield page
 
 
+def for_loading(sync: TableSync) -> TableSync:
+    """``sync`` as a batch's load message carries it: without the record ids its listing reads
+    (a change feed may name thousands, and every batch's message would repeat them); loading
+    and finishing need only the deleted ids and the cursor. Never list from it."""
+    change = sync.change
+    if change is None or not change.record_ids:
+        return sync
+    return sync.with_(change=replace(change, record_ids=()))
+
+
 def load(warehouse: Warehouse, sync: TableSync, batch: Batch) -> BatchResult:
     """Upsert one batch; a batch loaded before is a no-op."""
     return warehouse.load_batch(_target(sync), batch)
@@ -226,12 +239,17 @@ def load(warehouse: Warehouse, sync: TableSync, batch: Batch) -> BatchResult:
 
 def plan_listing(extractor: TabularExtractor, warehouse: Warehouse, sync: TableSync) -> TableSync:
     """What the table's listing reads in this run, from the sync state stored with its data
-    (``app.sync.changes``): everything, or only what changed since the last successful sync."""
-    if sync.plan.options.replace:
-        return changes.plan_change(extractor, sync, None)
-    source = next((s.name for s in changes.SOURCES if s.usable(extractor)), changes.FULL)
-    previous = warehouse.sync_state(extractor.identity(), sync.table, source)
-    return changes.plan_change(extractor, sync, previous)
+    (``app.sync.changes``): everything, or only what changed since the last successful sync,
+    through the best change source that can serve it (``app.sync.webhook.candidates``)."""
+    options = sync.plan.options
+    for source in webhook.candidates(extractor, options.mode_for(sync.table), sync.run_id):
+        previous = None if options.replace else warehouse.sync_state(
+            extractor.identity(), sync.table, source.name)
+        try:
+            return changes.plan_change(extractor, sync, previous, source)
+        except webhook.ChangeFeedUnavailable as exc:
+            log.warning("table %s: %s; using the next change source", sync.table.name, exc)
+    return changes.plan_change(extractor, sync, None, None)
 
 
 def started(sync: TableSync, page: Page) -> TableSync:

@@ -197,7 +197,8 @@ class InProcessRun:
         if record_changes is not None:
             record_changes(run_id, table_id, {
                 "mode": report.mode, "change_source": report.change_source,
-                "deleted": report.deleted, "requests": report.requests, "cursor": report.cursor})
+                "resync": report.resync, "deleted": report.deleted, "requests": report.requests,
+                "cursor": report.cursor})
         self.recorder.table_state(run_id, table_id, TableState(report.state), error=report.error,
                                   sql_table=report.sql_table)
         self.listener.table_finished(report)
@@ -207,9 +208,10 @@ class InProcessRun:
         sync = steps.plan_listing(self.extractor, self.warehouse, sync)
         report.mode = str(self.plan.options.mode_for(sync.table))
         report.change_source = sync.change.source if sync.change else None
+        report.resync = sync.change.resync if sync.change else None
         sync = steps.partitioned(sync, steps.partition_plan(self.extractor, self.warehouse, sync))
         page = steps.first_page(self.extractor, sync)
-        report.requests += 1
+        report.requests += page.requests + (sync.change.requests if sync.change else 0)
         sync = steps.started(sync, page)
         sync = steps.create_target(self.warehouse, sync, steps.sample_of(page.records,
                                                                         self.plan.batch_max_bytes))

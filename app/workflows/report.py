@@ -25,11 +25,15 @@ class TableReport:
     mode: str | None = None
     #: What its listing read: ``full`` (every record) or a change source (``window``…).
     change_source: str | None = None
+    #: Why the change source's state was lost and the table listed whole (e.g. the webhook
+    #: expired); None when nothing was lost.
+    resync: str | None = None
     #: Of ``loaded``: records new to the table; the others were updated.
     created: int = 0
     #: Rows found deleted at the source (marked ``__deleted_at``, or deleted).
     deleted: int = 0
-    #: Listing requests made for the table (the run's one metadata read aside).
+    #: Requests made for the table: its listing and its change feed reads (the run's one
+    #: metadata read aside).
     requests: int = 0
     #: The sync state committed with the table's data.
     cursor: dict[str, Any] | None = None

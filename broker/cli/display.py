@@ -263,6 +263,8 @@ def summary_text(run: dict[str, Any]) -> str:
     if changes:
         lines.append(aligned(("table", "mode", "change source", "created", "updated", "deleted",
                               "requests", "cursor"), changes))
+    lines += [f"{t['table']['name']}: re-synced in full ({t['resync']})"
+              for t in run.get("tables", []) if t.get("resync")]
     total = rejected_count(run)
     if total:
         first = [r for _, r in zip(range(FIRST_REJECTED), rejections(run), strict=False)]
@@ -277,8 +279,9 @@ def cursor_text(cursor: dict[str, Any] | None) -> str:
     """A table's sync state in a few words: its source and where its window ended."""
     if not cursor:
         return "-"
-    until = cursor.get("until")
-    return f"{cursor.get('source', '?')}" + (f" until {until}" if until else "")
+    until, position = cursor.get("until"), cursor.get("cursor")
+    return (f"{cursor.get('source', '?')}" + (f" until {until}" if until else "")
+            + (f" at {position}" if position else ""))
 
 
 def print_summary(run: dict[str, Any]) -> None:

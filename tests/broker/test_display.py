@@ -80,3 +80,19 @@ def test_the_summary_shows_each_tables_mode_change_source_counts_and_cursor():
     line = next(row for row in text.splitlines() if row.startswith("Orders") and "window" in row)
     assert line.split()[:7] == ["Orders", "incremental", "window", "20", "10", "3", "22"]
     assert "until 2026-11-27T18:27:22.000Z" in line
+
+
+def test_the_summary_shows_the_feeds_cursor_and_why_a_table_was_re_synced_in_full():
+    table = {"table": {"source": "airtable", "table_id": "tbl1", "name": "Orders"},
+             "sql_table": "airtable__orders", "state": "succeeded", "fetched": 400, "loaded": 400,
+             "rejected": [], "mode": "incremental", "change_source": "full", "created": 0,
+             "updated": 400, "deleted": 1, "requests": 7,
+             "resync": "webhook achX is disabled (expired at 2026-11-20)",
+             "cursor": {"source": "webhook", "webhook_id": "achX", "cursor": 12}}
+    text = summary_text({"run_id": "r1", "state": "succeeded", "tables": [table]})
+    line = next(row for row in text.splitlines() if row.startswith("Orders") and "webhook" in row)
+    assert line.split()[1:3] == ["incremental", "full"] and line.endswith("webhook at 12")
+    assert "Orders: re-synced in full (webhook achX is disabled (expired at 2026-11-20))" in text
+    quiet = summary_text({"run_id": "r2", "state": "succeeded",
+                          "tables": [{**table, "resync": None}]})
+    assert "re-synced" not in quiet

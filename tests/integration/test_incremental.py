@@ -6,6 +6,9 @@ then lands every change but the rollup, which the computed-field refresh brings 
 run; deleted records have ``__deleted_at`` and nothing else does. A failed run leaves the
 cursor where it was, and the next run lands everything. The incremental run costs at most
 5 % of the full sync's requests when the delete listing is not due.
+
+The sandbox here refuses webhooks (a token without ``webhook:manage``), so the window is the
+change source chosen; ``test_incremental_webhook.py`` covers the change feed.
 """
 
 from __future__ import annotations
@@ -37,6 +40,11 @@ TABLES = {"Clients": 40, "Orders": 2000}
 ROLLUP = "Related total"
 #: What changes in Clients, without their modified time, when linked orders change or go.
 CLIENT_COMPUTED = ("Related", ROLLUP, "Related count", "Related names")
+
+
+def window_only() -> SandboxConfig:
+    """A sandbox whose token may not manage webhooks: incremental runs use the window."""
+    return SandboxConfig(token=TOKEN, requests_per_second=0, webhooks_allowed=False)
 
 
 def make_warehouse(backend: str, tmp_path: Any, schema: str) -> Warehouse:
@@ -143,7 +151,7 @@ def test_one_incremental_run_lands_updates_creates_deletes_and_schema_changes(
         redis.Redis.from_url(TEST_REDIS_URL).flushdb()
     base = build_base(BASE, TABLES, seed=21)
     warehouse = make_warehouse(backend, tmp_path, pg_schema)
-    with run_sandbox([base], SandboxConfig(token=TOKEN, requests_per_second=0)) as sandbox:
+    with run_sandbox([base], window_only()) as sandbox:
         api = Api(TOKEN, endpoint_url=sandbox.url)
         runner = Driver(driver, sandbox, warehouse, tmp_path)
         try:
@@ -185,7 +193,7 @@ def test_a_failed_run_does_not_move_the_cursor_and_the_next_run_lands_everything
         tmp_path, monkeypatch):
     base = build_base(BASE, TABLES, seed=22)
     warehouse = make_warehouse("sqlite", tmp_path, "")
-    with run_sandbox([base], SandboxConfig(token=TOKEN, requests_per_second=0)) as sandbox:
+    with run_sandbox([base], window_only()) as sandbox:
         api = Api(TOKEN, endpoint_url=sandbox.url)
         runner = Driver("in-process", sandbox, warehouse, tmp_path)
         runner.run()
@@ -238,7 +246,7 @@ def test_a_failed_run_does_not_move_the_cursor_and_the_next_run_lands_everything
 def test_merge_and_hard_deletes_fill_deleted_rows(tmp_path):
     base = build_base(BASE, {"Clients": 10, "Orders": 300}, seed=23)
     warehouse = make_warehouse("sqlite", tmp_path, "")
-    with run_sandbox([base], SandboxConfig(token=TOKEN, requests_per_second=0)) as sandbox:
+    with run_sandbox([base], window_only()) as sandbox:
         api = Api(TOKEN, endpoint_url=sandbox.url)
         runner = Driver("in-process", sandbox, warehouse, tmp_path)
         runner.run()
@@ -263,7 +271,7 @@ def test_an_incremental_run_costs_at_most_5_percent_of_the_full_syncs_requests(t
     """20,000 records (the issue's size): 1 % of them changed, the delete listing not due."""
     base = build_base(BASE, {"Orders": 20_000}, seed=24)
     warehouse = make_warehouse("sqlite", tmp_path, "")
-    with run_sandbox([base], SandboxConfig(token=TOKEN, requests_per_second=0)) as sandbox:
+    with run_sandbox([base], window_only()) as sandbox:
         api = Api(TOKEN, endpoint_url=sandbox.url)
         runner = Driver("in-process", sandbox, warehouse, tmp_path)
         sandbox.stats.reset()
@@ -290,7 +298,7 @@ def test_on_workers_a_run_whose_load_worker_died_never_moves_the_cursor(tmp_path
     redis.Redis.from_url(TEST_REDIS_URL).flushdb()
     base = build_base(BASE, TABLES, seed=25)
     warehouse = make_warehouse("sqlite", tmp_path, "")
-    with run_sandbox([base], SandboxConfig(token=TOKEN, requests_per_second=0)) as sandbox:
+    with run_sandbox([base], window_only()) as sandbox:
         api = Api(TOKEN, endpoint_url=sandbox.url)
         runner = Driver("workers", sandbox, warehouse, tmp_path)
         try:
