@@ -1,6 +1,7 @@
 """The modified-time window and records modified while its listing pages, in-process and on
 workers: a record modified after the listing read it, one modified before the listing reached
-it, and one outside the window are all in the warehouse after the next incremental run.
+it, one outside the window and one created are all in the warehouse after the next
+incremental run.
 
 The sandbox answers the first page of the window's listing; before it answers the second, the
 changes are written and its clock jumps ahead by twice the windows' overlap, as if the listing
@@ -103,11 +104,13 @@ def test_records_modified_while_the_window_pages_land_by_the_next_run(driver, tm
                     sandbox_orders.update_many(
                         [(i, {"Name": f"changed while paging {n}", "Quantity": 5000 + n})
                          for n, i in enumerate(modified.values())])
+                    created = sandbox_orders.create({"Name": "created while paging"})
+                modified["created"] = created["id"]
                 CLOCK.advance(seconds=2 * OVERLAP_SECONDS)
 
             with before_the_windows_second_page(table_id, modify_while_paging) as seen:
                 during = runner.run(incremental=True, deletes_every=10, computed_every=10)
-            assert seen and len(modified) == 3, "the window's listing never answered a page"
+            assert seen and len(modified) == 4, "the window's listing never answered a page"
             report = table_report(during, "Orders")
             assert (report["change_source"], report["state"]) == ("window", "succeeded")
             assert report["loaded"] >= UPDATED  # the window's listing paged past its first page
@@ -118,6 +121,7 @@ def test_records_modified_while_the_window_pages_land_by_the_next_run(driver, tm
             after = runner.run(incremental=True, deletes_every=10, computed_every=10)
             assert table_report(after, "Orders")["change_source"] == "window"
             rows = {r["id"]: r["fields"] for r in warehouse.read_records(ref)}
+            assert rows[modified.pop("created")]["Name"] == "created while paging"
             for n, record_id in enumerate(modified.values()):
                 assert rows[record_id]["Name"] == f"changed while paging {n}", record_id
                 assert rows[record_id]["Quantity"] == 5000 + n, record_id
