@@ -1,7 +1,7 @@
 """The modified-time window and records modified while its listing pages, in-process and on
 workers: a record modified after the listing read it, one modified before the listing reached
 it, one outside the window and one created are all in the warehouse after the next
-incremental run.
+incremental run; also when the listing's offset expires at that moment and it starts over.
 
 The sandbox answers the first page of the window's listing; before it answers the second, the
 changes are written and its clock jumps ahead by twice the windows' overlap, as if the listing
@@ -21,8 +21,9 @@ import redis
 from pyairtable import Api
 
 from app.contracts import TableRef
-from app.sync.changes import OVERLAP_SECONDS
+from app.sync.changes import OVERLAP_SECONDS, parse_time
 from sandbox import SandboxConfig, build_base, run_sandbox
+from sandbox import errors as sandbox_errors
 from sandbox import handler as sandbox_handler
 from sandbox.clock import CLOCK
 from tests.conftest import TEST_REDIS_URL
@@ -69,8 +70,10 @@ def before_the_windows_second_page(table_id: str, write: Any) -> Iterator[list[A
 
 
 @pytest.mark.timeout(600)
+@pytest.mark.parametrize("offset_expires", [False, True], ids=["paged", "offset-expired"])
 @pytest.mark.parametrize("driver", ["in-process", "workers"])
-def test_records_modified_while_the_window_pages_land_by_the_next_run(driver, tmp_path):
+def test_records_modified_while_the_window_pages_land_by_the_next_run(driver, offset_expires,
+                                                                      tmp_path):
     if driver == "workers":
         redis.Redis.from_url(TEST_REDIS_URL).flushdb()
     base = build_base(BASE, TABLES, seed=31)
@@ -107,6 +110,8 @@ def test_records_modified_while_the_window_pages_land_by_the_next_run(driver, tm
                     created = sandbox_orders.create({"Name": "created while paging"})
                 modified["created"] = created["id"]
                 CLOCK.advance(seconds=2 * OVERLAP_SECONDS)
+                if offset_expires:  # the listing must start over, its window's end kept
+                    raise sandbox_errors.iterator_not_available()
 
             with before_the_windows_second_page(table_id, modify_while_paging) as seen:
                 during = runner.run(incremental=True, deletes_every=10, computed_every=10)
@@ -114,9 +119,15 @@ def test_records_modified_while_the_window_pages_land_by_the_next_run(driver, tm
             report = table_report(during, "Orders")
             assert (report["change_source"], report["state"]) == ("window", "succeeded")
             assert report["loaded"] >= UPDATED  # the window's listing paged past its first page
-            rows = {r["id"]: r["fields"] for r in warehouse.read_records(ref)}
-            # The record listed before the change still has the values its page showed.
-            assert rows[modified["listed"]]["Quantity"] == 11
+            window = warehouse.sync_state(f"airtable:{BASE}", ref, "window")
+            assert window is not None
+            # The window ends where the listing's first answer was, before the changes.
+            assert parse_time(window["until"]).timestamp() * 1000 \
+                <= sandbox_orders.modified_ms(modified["listed"])
+            if not offset_expires:  # a listing started over reads the new values at once
+                rows = {r["id"]: r["fields"] for r in warehouse.read_records(ref)}
+                # The record listed before the change still has the values its page showed.
+                assert rows[modified["listed"]]["Quantity"] == 11
 
             after = runner.run(incremental=True, deletes_every=10, computed_every=10)
             assert table_report(after, "Orders")["change_source"] == "window"
