@@ -24,7 +24,8 @@ class ScheduledRun:
         every: a ``crontab(...)``, ``schedule(...)``, ``solar(...)``, timedelta or seconds (UTC).
         options: run options (``drop_tables``, ``tables``, ``incremental``, ``hard_deletes``,
             ``deletes_every``, ``computed_every``); a frequent schedule wants
-            ``{"incremental": True}``.
+            ``{"incremental": True}`` with ``deletes_every`` and ``computed_every`` above 1,
+            since their due runs list every record (README, "Write modes, change sources…").
         overlap: while the previous run still goes, ``skip`` this tick (default) or ``queue`` it.
     """
 

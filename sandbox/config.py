@@ -46,6 +46,8 @@ class LoggedRequest:
     records: int
     #: Method, path with query string, and body: what identifies a page request.
     target: str = ""
+    #: Bytes of the response body (what the request cost the client to download).
+    body_bytes: int = 0
 
 
 @dataclass
@@ -54,6 +56,8 @@ class SandboxStats:
 
     requests: int = 0
     rate_limited: int = 0
+    #: Bytes of every response body served.
+    body_bytes: int = 0
     failures_injected: int = 0
     internal_errors: int = 0
     by_kind: Counter[str] = field(default_factory=Counter)
@@ -74,17 +78,20 @@ class SandboxStats:
                 self.log = []
 
     def record(self, kind: str, status: int, *, injected: bool = False,
-               arrived: float | None = None, records: int = 0, target: str = "") -> None:
+               arrived: float | None = None, records: int = 0, target: str = "",
+               body_bytes: int = 0) -> None:
         """Count one answered request of route ``kind`` (``list``, ``meta_tables``, …).
 
         ``arrived`` is when it was counted against the rate limit (``time.monotonic()``) and
-        ``records`` how many records it served; both only feed the log.
+        ``records`` how many records it served; both only feed the log. ``body_bytes`` is the
+        size of the response body.
         """
         with self._lock:
             if self.log is not None:
                 self.log.append(LoggedRequest(arrived if arrived is not None else time.monotonic(),
-                                              kind, status, records, target))
+                                              kind, status, records, target, body_bytes))
             self.requests += 1
+            self.body_bytes += body_bytes
             self.by_kind[kind] += 1
             self.by_status[status] += 1
             self.rate_limited += status == 429
@@ -95,6 +102,7 @@ class SandboxStats:
         """Zero every counter (between phases of a test)."""
         with self._lock:
             self.requests = self.rate_limited = self.failures_injected = self.internal_errors = 0
+            self.body_bytes = 0
             self.by_kind.clear()
             self.by_status.clear()
             if self.log is not None:

@@ -252,14 +252,14 @@ class SandboxHandler(BaseHTTPRequestHandler):
             logger.exception("sandbox failed on %s %s", method, self.path)
             status, payload = 500, errors.server_error(500).body
         served = payload.get("records") if status == 200 and isinstance(payload, dict) else None
+        data = json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
         sandbox.stats.record(where.kind, status, injected=injected, arrived=arrived,
                              records=len(served) if isinstance(served, list) else 0,
                              target=f"{method} {self.path} {raw.decode(errors='replace')}"
-                             if sandbox.stats.log is not None else "")
-        self._send(status, payload)
+                             if sandbox.stats.log is not None else "", body_bytes=len(data))
+        self._send(status, data)
 
-    def _send(self, status: int, payload: Any) -> None:
-        data = json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    def _send(self, status: int, data: bytes) -> None:
         try:
             self.send_response(status)
             self.send_header("Content-Type", "application/json; charset=utf-8")

@@ -69,6 +69,18 @@ def test_every_page_of_a_250_record_table_comes_back_once(api: Api, base: Sandbo
     assert sandbox.stats["requests"] == 3
 
 
+def test_stats_count_the_bytes_of_every_response_body(base: SandboxBase, sandbox: Sandbox) -> None:
+    sandbox.stats.keep_log()
+    bodies = [requests.get(f"{sandbox.url}/v0/{base.id}/Clients", params=params, timeout=10,
+                           headers={"Authorization": f"Bearer {TOKEN}"}).content
+              for params in ({}, {"fields[]": "Name"}, {"pageSize": "5"})]
+    assert len(set(map(len, bodies))) == 3
+    assert [e.body_bytes for e in sandbox.stats.log or []] == [len(b) for b in bodies]
+    assert sandbox.stats.body_bytes == sum(map(len, bodies))
+    sandbox.stats.reset()
+    assert sandbox.stats.body_bytes == 0
+
+
 def test_page_size_max_records_and_sort(api: Api, base: SandboxBase) -> None:
     table = api.table(base.id, "Invoices")
     pages = list(table.iterate(page_size=7, max_records=20))

@@ -14,3 +14,7 @@ FAST = [ScheduledRun("fast-clients", WORKFLOW, EVERY, options={"tables": ["Clien
 SLOW = [ScheduledRun("slow-orders", WORKFLOW, EVERY, options={"tables": ["Orders"], "drop_tables": True})]
 ONE_TICKER = [ScheduledRun("dup-check", WORKFLOW, EVERY, options={"tables": ["Empty"]})]
 CRASHY = [ScheduledRun("crash-orders", WORKFLOW, EVERY, options={"tables": ["Orders"]})]
+# Frequent incremental ticks; the delete listing and computed refresh are never due in the test.
+INCREMENTAL = [ScheduledRun("incremental-orders", WORKFLOW, timedelta(seconds=3),
+                            options={"tables": ["Orders"], "incremental": True,
+                                     "deletes_every": 1000, "computed_every": 1000})]
