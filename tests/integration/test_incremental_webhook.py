@@ -70,7 +70,8 @@ def requests_of(sandbox: Any, runner: Driver, **options: Any) -> tuple[dict[str,
 @pytest.mark.timeout(600)
 @pytest.mark.parametrize(("backend", "driver"), [("sqlite", "in-process"),
                                                  ("postgres", "in-process"),
-                                                 ("sqlite", "workers")])
+                                                 ("sqlite", "workers"),
+                                                 ("postgres", "workers")])
 def test_one_feed_run_lands_updates_creates_deletes_schema_and_rollup_changes(
         backend, driver, tmp_path, pg_schema):
     if driver == "workers":
