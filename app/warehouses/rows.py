@@ -9,10 +9,13 @@ from datetime import datetime
 from typing import Any, Final
 
 from app.contracts import Column, Record
-from app.warehouses import convert, kinds, naming
+from app.warehouses import codec, convert, kinds, naming
 
 #: The longest reason (and reported id) kept for a rejected record: reports stay one line.
 MAX_REPORT_CHARS: Final = 300
+#: Encoders built once: ``json.dumps`` with options builds one per call, for every record.
+_STRICT_JSON: Final = json.JSONEncoder(ensure_ascii=False, allow_nan=False)
+_LENIENT_JSON: Final = json.JSONEncoder(ensure_ascii=False, default=str)
 
 
 class UnstorableRecord(ValueError):
@@ -62,6 +65,9 @@ def to_row(
         naming.CREATED_TIME: _created_time(record.get("createdTime")),
         naming.RUN_ID: run_id,
     }
+    # One strict encoding of all the fields answers, for the usual record, what each JSON
+    # value's own encoding would: every value encodes and needs no marker.
+    text = _plain_json_text(fields)
     unfit: dict[str, Any] = {}
     for col in columns:
         value = None if packed else fields.get(col.field_name)
@@ -70,7 +76,8 @@ def to_row(
             absent_false = col.source_type == kinds.CHECKBOX and col.kind == kinds.BOOLEAN
             row[col.column] = False if absent_false and not packed else None
             continue
-        row[col.column], keep = place(col, value, exact_floats=exact_floats)
+        row[col.column], keep = place(col, value, exact_floats=exact_floats,
+                                      encodable=text is not None)
         if keep:
             unfit[col.field_name] = value
     mapped = set() if packed else {col.field_name for col in columns}
@@ -78,11 +85,13 @@ def to_row(
     row[naming.UNFIT] = unfit or None
     # A listed record lives at the source (Airtable can restore a deleted one).
     row[naming.DELETED_AT] = None
-    _check_storable(record_id, fields, unfit, allows_nul=allows_nul)
+    _check_storable(record_id, fields, unfit, allows_nul=allows_nul, text=text)
     return row
 
 
-def place(column: Column, value: Any, *, exact_floats: bool = True) -> tuple[Any, bool]:
+def place(
+    column: Column, value: Any, *, exact_floats: bool = True, encodable: bool = False
+) -> tuple[Any, bool]:
     """Where a non-None source value of ``column``'s field goes.
 
     The rules, the same on every warehouse and in a retype's migration:
@@ -98,12 +107,16 @@ def place(column: Column, value: Any, *, exact_floats: bool = True) -> tuple[Any
         column: The field's column.
         value: The source value (not None).
         exact_floats: Whether the database's number column keeps NaN and -0.0.
+        encodable: The caller knows ``value`` is stored as its strict JSON text, with no
+            marker (``codec.needs_walk``), so a JSON column takes it without encoding it.
 
     Returns:
         The column's value (None: NULL), and whether ``__unfit`` keeps ``value``.
     """
     if column.source_type in kinds.COMPUTED_TYPES and kinds.is_formula_error(value):
         return None, True
+    if encodable and column.kind == kinds.JSON:
+        return value, False
     stored = kinds.to_column(column.kind, value)
     if stored is not kinds.MISFIT and _holds(column.kind, stored, exact_floats):
         return stored, False
@@ -198,18 +211,38 @@ def _created_time(value: Any) -> datetime | None:
     return stored
 
 
+def _plain_json_text(fields: Mapping[str, Any]) -> str | None:
+    """``fields`` as strict JSON text when they are plain JSON needing no marker, else None."""
+    try:
+        text = _STRICT_JSON.encode(fields)
+    except (TypeError, ValueError, RecursionError):
+        return None
+    return None if codec.needs_walk(text) else text
+
+
 def _check_storable(
-    record_id: str, fields: Mapping[str, Any], unfit: dict[str, Any], *, allows_nul: bool
+    record_id: str,
+    fields: Mapping[str, Any],
+    unfit: dict[str, Any],
+    *,
+    allows_nul: bool,
+    text: str | None = None,
 ) -> None:
     """Fail on what the driver would raise outside its error classes, failing the whole batch,
-    and on NUL characters where the database refuses them (with a clearer reason)."""
-    try:
-        kinds.to_json_text(unfit)
-    except (TypeError, ValueError) as exc:
-        raise UnstorableRecord(f"a field holds a value JSON cannot represent: {exc}") from None
+    and on NUL characters where the database refuses them (with a clearer reason).
+
+    ``text`` is ``_plain_json_text(fields)`` when that is not None: ``unfit`` then holds only
+    values of ``fields``, which encode, and ``text`` is what the lenient encoding gives.
+    """
+    if text is None:
+        try:
+            kinds.to_json_text(unfit)
+        except (TypeError, ValueError) as exc:
+            raise UnstorableRecord(f"a field holds a value JSON cannot represent: {exc}") from None
     try:
         record_id.encode("utf-8")
-        text = json.dumps(fields, ensure_ascii=False, default=str)
+        if text is None:
+            text = _LENIENT_JSON.encode(fields)
         text.encode("utf-8")
     except UnicodeEncodeError as exc:
         raise UnstorableRecord(f"a field is not valid unicode: {exc.reason}") from None

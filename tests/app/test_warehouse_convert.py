@@ -170,3 +170,32 @@ def test_a_row_holds_every_scalar_and_reads_back_as_the_source():
     assert to_record(row, columns)["fields"] == record["fields"]
     plain = {"id": "rec2", "fields": {"Name": "x", "Amount": 1.5, "Score": 2.0}}
     assert to_row(plain, columns, "run-1")["__unfit"] is None
+
+
+
+@pytest.mark.parametrize(
+    "other",
+    [
+        1.5,  # every field plain JSON: one encoding of the record decides for its JSON values
+        float("nan"),  # a non-finite float elsewhere: each JSON value is encoded on its own
+        -0.0,  # a negative zero elsewhere: likewise
+        {"__conveyor_float__": "NaN"},  # a marker-like object elsewhere: likewise
+    ],
+)
+def test_json_columns_take_their_values_whatever_the_other_fields_hold(other):
+    columns = [
+        Column("f1", "Tags", "tags", "json", "multipleSelects"),
+        Column("f2", "Files", "files", "json", "multipleAttachments"),
+    ]
+    tags, files = ["a", "ü"], [{"id": "att1", "size": 3, "thumbnails": {"small": {"w": 1}}}]
+    fields = {"Tags": tags, "Files": files, "Other": other}
+    row = to_row({"id": "rec1", "fields": fields}, columns, "run-1")
+    assert (row["tags"], row["files"]) == (tags, files)
+    assert list(row["__unfit"]) == ["Other"]
+
+
+def test_a_json_value_json_cannot_hold_leaves_its_column_and_the_record_unstorable():
+    columns = [Column("f1", "Bag", "bag", "json", None)]
+    assert place(columns[0], {1, 2}) == (None, True)
+    with pytest.raises(ValueError, match="JSON cannot represent"):
+        to_row({"id": "rec1", "fields": {"Bag": {1, 2}}}, columns, "run-1")
