@@ -45,12 +45,11 @@ def load(
     kept, superseded = rows.split_superseded(batch.records)
     rejected = [RejectedRecord(rows.report_id(r), SUPERSEDED) for r in superseded]
     pending: list[tuple[Record, dict[str, Any]]] = []
+    make_row = rows.RowMaker(target.columns, batch.run_id,
+                             exact_floats=flavor.exact_floats, allows_nul=flavor.allows_nul)
     for record in kept:
         try:
-            row = rows.to_row(
-                record, target.columns, batch.run_id,
-                exact_floats=flavor.exact_floats, allows_nul=flavor.allows_nul,
-            )
+            row = make_row(record)
         except rows.UnstorableRecord as exc:
             rejected.append(RejectedRecord(rows.report_id(record), rows.report_text(str(exc))))
         else:
