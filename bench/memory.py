@@ -6,8 +6,8 @@ every field type), so a million records cost it no more memory than a thousand. 
 size, fresh Celery workers (one extract worker with ``--concurrency`` prefork processes, one
 load worker with one) sync the table into a fresh SQLite file (``enqueue(...).wait()``); every
 half second the bench reads ``VmHWM`` (the kernel's peak resident set) of every process of
-each worker's tree, so a child that exits still counts. Printed: each worker's main process
-and children at each size, the largest per worker, and the ratio large / small.
+each worker's tree, so a child that exits still counts. Printed: each process's peak at each
+size, then per worker its main process and its largest child, small → large, with the ratio.
 
 Targets: ratio ≤ 1.1 and ≤ 200 MB per worker process.
 
@@ -90,8 +90,10 @@ class PeakSampler:
         return self.peaks
 
 
-def run(records: int, concurrency: int, redis_url: str) -> tuple[dict[str, dict[int, int]], float, int]:
-    """One first sync of ``records`` on fresh workers: peaks per worker, seconds, sandbox KiB."""
+def run(records: int, concurrency: int,
+        redis_url: str) -> tuple[dict[str, dict[int, int]], float, int, dict[str, int]]:
+    """One first sync of ``records`` on fresh workers: peak KiB per worker and pid, seconds,
+    the sandbox's peak KiB, and each worker's main pid."""
     from app.extractors import AirtableExtractor
     from app.warehouses import SQLiteWarehouse
     from app.workflows import ETLWorkflow
@@ -108,7 +110,8 @@ def run(records: int, concurrency: int, redis_url: str) -> tuple[dict[str, dict[
 
         workers = Workers([("extract", concurrency), ("load", 1)], redis_url, env, tmp)
         with workers:
-            sampler = PeakSampler({"extract": workers.procs[0].pid, "load": workers.procs[1].pid})
+            roots = {"extract": workers.procs[0].pid, "load": workers.procs[1].pid}
+            sampler = PeakSampler(roots)
             started = time.perf_counter()
             final = enqueue(ETLWorkflow(AirtableExtractor, SQLiteWarehouse(url)),
                             drop_tables=True).wait(timeout=6 * 3600)
@@ -117,7 +120,7 @@ def run(records: int, concurrency: int, redis_url: str) -> tuple[dict[str, dict[
         loaded = sum(t["loaded"] for t in final["tables"])
         if loaded != records:
             raise RuntimeError(f"loaded {loaded} of {records} records: {final}")
-        return peaks, seconds, peak_kib(sandbox.pid) or 0
+        return peaks, seconds, peak_kib(sandbox.pid) or 0, roots
 
 
 def main() -> None:
@@ -132,10 +135,15 @@ def main() -> None:
     os.environ["CELERY_BROKER_URL"] = args.redis
     print(f"sizes {sizes}; extract ×{args.concurrency}, load ×1; {os.cpu_count()} cores, "
           f"load {os.getloadavg()[0]:.1f}", flush=True)
-    largest: dict[int, dict[str, int]] = {}
+    # peak KiB per size, per (worker, role): its main process, and the largest prefork child
+    roles: dict[int, dict[tuple[str, str], int]] = {}
     for records in sizes:
-        peaks, seconds, sandbox_kib = run(records, args.concurrency, args.redis)
-        largest[records] = {name: max(by_pid.values()) for name, by_pid in peaks.items()}
+        peaks, seconds, sandbox_kib, roots = run(records, args.concurrency, args.redis)
+        roles[records] = {}
+        for name, by_pid in peaks.items():
+            children = [kib for pid, kib in by_pid.items() if pid != roots[name]]
+            roles[records][(name, "main")] = by_pid[roots[name]]
+            roles[records][(name, "child")] = max(children, default=0)
         print(f"{records:>9,} records in {seconds:,.0f} s ({records / seconds:,.0f} rec/s), "
               f"load {os.getloadavg()[0]:.1f}; sandbox peak {sandbox_kib / 1024:.0f} MiB",
               flush=True)
@@ -144,12 +152,11 @@ def main() -> None:
             print(f"  {name:<8} peak RSS per process (MiB, main first): {each}", flush=True)
     base = sizes[0]
     for records in sizes[1:]:
-        for name, kib in largest[records].items():
-            ratio = kib / largest[base][name]
-            print(f"{name:<8} largest process {largest[base][name] / 1024:.0f} MiB at {base:,} → "
-                  f"{kib / 1024:.0f} MiB at {records:,}: ratio {ratio:.2f} "
-                  f"(target ≤ 1.1 and ≤ 200 MB)", flush=True)
-
+        for (name, role), kib in roles[records].items():
+            small = roles[base][(name, role)]
+            print(f"{name:<8} {role:<6} {small / 1024:>4.0f} MiB at {base:,} → {kib / 1024:>4.0f} MiB "
+                  f"at {records:,}: ratio {kib / small:.2f}, {kib * 1024 / 1e6:.0f} MB "
+                  f"(targets ≤ 1.1 and ≤ 200 MB)", flush=True)
 
 if __name__ == "__main__":
     main()
