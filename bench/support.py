@@ -39,6 +39,9 @@ class SandboxSpec:
     latency_seconds: float = 0.0
     latency_jitter_seconds: float = 0.0
     base_ids: tuple[str, ...] = (BASE_ID,)
+    # Serve each table as ``sandbox.generated.GeneratedTable`` (records made when asked for,
+    # from this many generated templates) instead of holding every record: for a million.
+    templates: int | None = None
     # Niceness of the sandbox process: negative (root only) keeps the stand-in for Airtable's
     # servers from being slowed by whatever else loads this host (see docs/performance.md).
     nice: int = 0
@@ -58,6 +61,7 @@ class SandboxProcess:
             self._proc.kill()
             raise RuntimeError(f"the sandbox process did not start: {line!r}")
         self.url = line.strip()
+        self.pid = self._proc.pid
         self._lock = threading.Lock()
 
     def _ask(self, command: str) -> Any:
@@ -195,6 +199,17 @@ def describe(log: list[tuple[float, str, int, int]], start_at: float, limit: int
     return f"    tightest {limit}-request spans: {tight}; 429s at: {refused or 'none'}"
 
 
+def _generated_base(base_id: str, tables: dict[str, int], templates: int) -> Any:
+    """A base whose tables make their records when asked for, from generated templates."""
+    from sandbox import SandboxBase, build_base
+    from sandbox.generated import GeneratedTable
+
+    made = build_base(base_id, {name: min(count, templates) for name, count in tables.items()},
+                      hostile=False)
+    return SandboxBase(base_id, made.name, [GeneratedTable(table, tables[table.name])
+                                            for table in made.tables])
+
+
 def _serve(spec_json: str) -> None:
     from sandbox import Sandbox, SandboxConfig, build_base
 
@@ -202,7 +217,12 @@ def _serve(spec_json: str) -> None:
     spec = SandboxSpec(**{**raw, "base_ids": tuple(raw["base_ids"])})
     if spec.nice:
         os.nice(spec.nice)
-    bases = [build_base(base_id, dict(spec.tables), hostile=False) for base_id in spec.base_ids]
+    if spec.templates is None:
+        bases = [build_base(base_id, dict(spec.tables), hostile=False)
+                 for base_id in spec.base_ids]
+    else:
+        bases = [_generated_base(base_id, spec.tables, spec.templates)
+                 for base_id in spec.base_ids]
     config = SandboxConfig(token=TOKEN, requests_per_second=spec.requests_per_second,
                            penalty_seconds=spec.penalty_seconds,
                            latency_seconds=spec.latency_seconds,

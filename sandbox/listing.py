@@ -208,6 +208,10 @@ def _matching_ids(table: SandboxTable, query: ListQuery) -> list[str]:
         if target is None:
             raise errors.unknown_field(name)
         sort_fields.append((target, direction == "desc"))
+    if not query.formula.strip() and not sort_fields:
+        # The whole table in creation order: no record needs to be looked at.
+        ids = table.record_ids()
+        return ids if query.max_records is None else ids[: query.max_records]
     records = table.records
     by_id = record_id_set(query.formula)
     window = _created_window(query.formula) if by_id is None else None

@@ -74,6 +74,11 @@ class SandboxTable:
     def __len__(self) -> int:
         return len(self._records)
 
+    def record_ids(self) -> list[str]:
+        """The current records' ids, in creation order."""
+        with self.lock:
+            return list(self._records)
+
     def field(self, key: str) -> SandboxField | None:
         """The field named ``key`` (exactly, case included), else the field whose id is ``key``."""
         for candidate in self.fields:

@@ -16,6 +16,7 @@ import json
 import logging
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, replace
+from typing import Final
 
 from app.contracts import (
     Batch,
@@ -288,6 +289,10 @@ def _target(sync: TableSync) -> TableTarget:
     return sync.target
 
 
+#: ``json.dumps(record, ensure_ascii=False, default=str)`` for every record, with one encoder.
+_SIZER: Final = json.JSONEncoder(ensure_ascii=False, default=str)
+
+
 def _size(record: Record) -> int:
-    return len(json.dumps(record, ensure_ascii=False, default=str))
+    return len(_SIZER.encode(record))
 

@@ -147,12 +147,11 @@ def _probe_each(
     run_id: str,
     refused: dict[str, RejectedRecord],
 ) -> None:
+    make_row = rows.RowMaker(target.columns, run_id,
+                             exact_floats=flavor.exact_floats, allows_nul=flavor.allows_nul)
     for record in kept:
         try:
-            row = rows.to_row(
-                record, target.columns, run_id,
-                exact_floats=flavor.exact_floats, allows_nul=flavor.allows_nul,
-            )
+            row = make_row(record)
         except rows.UnstorableRecord:
             continue  # the loader reports it without asking the database
         probe.execute("BEGIN TRANSACTION")

@@ -69,8 +69,8 @@ COMPUTED_TYPES: Final = frozenset({"formula", "rollup"})
 #: The keys of Airtable's formula error objects: ``{"error": "#ERROR!"}``, ``{"specialValue": "NaN"}``.
 _FORMULA_ERROR_KEYS: Final = frozenset({"error", "specialValue"})
 
-_BIGINT_MIN: Final = -(2**63)
-_BIGINT_MAX: Final = 2**63 - 1
+BIGINT_MIN: Final = -(2**63)
+BIGINT_MAX: Final = 2**63 - 1
 _DATE_RE: Final = re.compile(r"\d{4}-\d{2}-\d{2}")
 _TIMESTAMP_RE: Final = re.compile(
     r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2}(:?\d{2})?)?"
@@ -118,7 +118,7 @@ def infer_kind(values: Iterable[Any]) -> str:
     if any(isinstance(v, list | dict) for v in present):
         return JSON
     # Whole floats (1.0) are left to ``number``: a later 2.5 must not become a misfit.
-    if all(type(v) is int and _BIGINT_MIN <= v <= _BIGINT_MAX for v in present):
+    if all(type(v) is int and BIGINT_MIN <= v <= BIGINT_MAX for v in present):
         return INTEGER
     for kind in (BOOLEAN, NUMBER, DATE, TIMESTAMP):
         if all(to_column(kind, v) is not MISFIT for v in present):
@@ -286,7 +286,7 @@ def _to_integer(value: Any) -> Any:
         if value == 0 and math.copysign(1.0, value) < 0:
             return MISFIT
         value = int(value)
-    if isinstance(value, int) and _BIGINT_MIN <= value <= _BIGINT_MAX:
+    if isinstance(value, int) and BIGINT_MIN <= value <= BIGINT_MAX:
         return value
     return MISFIT
 

@@ -45,12 +45,11 @@ def load(
     kept, superseded = rows.split_superseded(batch.records)
     rejected = [RejectedRecord(rows.report_id(r), SUPERSEDED) for r in superseded]
     pending: list[tuple[Record, dict[str, Any]]] = []
+    make_row = rows.RowMaker(target.columns, batch.run_id,
+                             exact_floats=flavor.exact_floats, allows_nul=flavor.allows_nul)
     for record in kept:
         try:
-            row = rows.to_row(
-                record, target.columns, batch.run_id,
-                exact_floats=flavor.exact_floats, allows_nul=flavor.allows_nul,
-            )
+            row = make_row(record)
         except rows.UnstorableRecord as exc:
             rejected.append(RejectedRecord(rows.report_id(record), rows.report_text(str(exc))))
         else:
@@ -77,7 +76,7 @@ def _existing_ids(conn: sa.Connection, flavor: Flavor, target: TableTarget,
     """Which of ``ids`` the table already has (to tell created records from updated ones)."""
     if not ids:
         return set()
-    table = ddl.data_table(flavor, target.write_to, ())
+    table = _id_table(flavor, target.write_to)  # type: ignore[arg-type]  # warehouses hash by identity
     query = sa.select(table.c[naming.ID]).where(table.c[naming.ID].in_(ids))
     return set(conn.execute(query).scalars())
 
@@ -110,6 +109,14 @@ def _load_fields(conn: sa.Connection, flavor: Flavor, target: TableTarget, batch
                          for number, col in enumerate(columns)}))
         conn.execute(stmt, params)
     return dataclasses_replace(result, loaded=len(params))
+
+
+@lru_cache(maxsize=32)
+def _id_table(flavor: Flavor, name: str) -> sa.Table:
+    """The table of ``name`` for its id lookup, built once: SQLAlchemy caches a compiled
+    statement per ``sa.Table`` object, so a fresh one per batch added an entry per batch to
+    the engine's cache (up to 500 statements held in every load worker)."""
+    return ddl.data_table(flavor, name, ())
 
 
 @lru_cache(maxsize=32)

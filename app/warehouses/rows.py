@@ -4,15 +4,20 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, Final
 
 from app.contracts import Column, Record
-from app.warehouses import convert, kinds, naming
+from app.warehouses import codec, convert, kinds, naming
 
 #: The longest reason (and reported id) kept for a rejected record: reports stay one line.
 MAX_REPORT_CHARS: Final = 300
+#: The largest int every double holds exactly (and so reads back as the same number).
+_EXACT_INT: Final = 2**53
+#: Encoders built once: ``json.dumps`` with options builds one per call, for every record.
+_STRICT_JSON: Final = json.JSONEncoder(ensure_ascii=False, allow_nan=False)
+_LENIENT_JSON: Final = json.JSONEncoder(ensure_ascii=False, default=str)
 
 
 class UnstorableRecord(ValueError):
@@ -32,7 +37,7 @@ def to_row(
 
     A None value counts as absent. Each value goes where ``place`` says; ``__unfit`` keeps
     ``{field name: value}`` for the values it keeps and for every field the table has no
-    column for.
+    column for. (``RowMaker`` does the same for many records of one table, faster.)
 
     Args:
         record: The source record.
@@ -49,40 +54,116 @@ def to_row(
             is not a timestamp, or a value that is neither JSON nor valid unicode, or holds
             a NUL character where ``allows_nul`` is False.
     """
-    if not isinstance(record, Mapping):
-        raise UnstorableRecord(f"a record must be an object, not {type(record).__name__}")
-    record_id = record.get("id")
-    if not isinstance(record_id, str) or not record_id:
-        raise UnstorableRecord(f"record id must be a non-empty string, not {record_id!r}")
-    fields = record.get("fields") or {}
-    if not isinstance(fields, Mapping):
-        raise UnstorableRecord("record fields must be an object")
-    row: dict[str, Any] = {
-        naming.ID: record_id,
-        naming.CREATED_TIME: _created_time(record.get("createdTime")),
-        naming.RUN_ID: run_id,
-    }
-    unfit: dict[str, Any] = {}
-    for col in columns:
-        value = None if packed else fields.get(col.field_name)
-        if value is None:
-            # Airtable omits an unticked checkbox; only a boolean column can say False.
-            absent_false = col.source_type == kinds.CHECKBOX and col.kind == kinds.BOOLEAN
-            row[col.column] = False if absent_false and not packed else None
-            continue
-        row[col.column], keep = place(col, value, exact_floats=exact_floats)
-        if keep:
-            unfit[col.field_name] = value
-    mapped = set() if packed else {col.field_name for col in columns}
-    unfit.update((k, v) for k, v in fields.items() if k not in mapped and v is not None)
-    row[naming.UNFIT] = unfit or None
-    # A listed record lives at the source (Airtable can restore a deleted one).
-    row[naming.DELETED_AT] = None
-    _check_storable(record_id, fields, unfit, allows_nul=allows_nul)
-    return row
+    maker = RowMaker(columns, run_id, exact_floats=exact_floats, allows_nul=allows_nul)
+    return maker(record, packed=packed)
 
 
-def place(column: Column, value: Any, *, exact_floats: bool = True) -> tuple[Any, bool]:
+#: ``place`` for one column and one value: (column value, whether ``__unfit`` keeps the value).
+#: The second argument says the value is plain JSON (``place``'s ``encodable``).
+Placer = Callable[[Any, bool], tuple[Any, bool]]
+
+
+class RowMaker:
+    """``to_row`` for the records of one table: what depends only on the columns is worked out
+    once, and each column's common values (a str in a text column, a float in a number
+    column…) are placed without going through ``place``, with the same result."""
+
+    def __init__(
+        self,
+        columns: Sequence[Column],
+        run_id: str,
+        *,
+        exact_floats: bool = True,
+        allows_nul: bool = True,
+    ) -> None:
+        self.run_id = run_id
+        self.allows_nul = allows_nul
+        # Airtable omits an unticked checkbox; only a boolean column can say False.
+        self._plan = [
+            (col.field_name, col.column, _placer(col, exact_floats),
+             False if col.source_type == kinds.CHECKBOX and col.kind == kinds.BOOLEAN else None)
+            for col in columns
+        ]
+        self._mapped = frozenset(col.field_name for col in columns)
+
+    def __call__(self, record: Record, *, packed: bool = False) -> dict[str, Any]:
+        """The row of ``record``; see ``to_row``."""
+        # (exact type first: an isinstance check against Mapping costs more than the rest)
+        if type(record) is not dict and not isinstance(record, Mapping):
+            raise UnstorableRecord(f"a record must be an object, not {type(record).__name__}")
+        record_id = record.get("id")
+        if not isinstance(record_id, str) or not record_id:
+            raise UnstorableRecord(f"record id must be a non-empty string, not {record_id!r}")
+        fields = record.get("fields") or {}
+        if type(fields) is not dict and not isinstance(fields, Mapping):
+            raise UnstorableRecord("record fields must be an object")
+        row: dict[str, Any] = {
+            naming.ID: record_id,
+            naming.CREATED_TIME: _created_time(record.get("createdTime")),
+            naming.RUN_ID: self.run_id,
+        }
+        # One strict encoding of all the fields answers, for the usual record, what each JSON
+        # value's own encoding would: every value encodes and needs no marker.
+        text = _plain_json_text(fields)
+        encodable = text is not None
+        unfit: dict[str, Any] = {}
+        if packed:
+            for _, column, _, _ in self._plan:
+                row[column] = None
+        else:
+            for field_name, column, placer, absent in self._plan:
+                value = fields.get(field_name)
+                if value is None:
+                    row[column] = absent
+                    continue
+                row[column], keep = placer(value, encodable)
+                if keep:
+                    unfit[field_name] = value
+        mapped = frozenset() if packed else self._mapped
+        unfit.update((k, v) for k, v in fields.items() if k not in mapped and v is not None)
+        row[naming.UNFIT] = unfit or None
+        # A listed record lives at the source (Airtable can restore a deleted one).
+        row[naming.DELETED_AT] = None
+        _check_storable(record_id, fields, unfit, allows_nul=self.allows_nul, text=text)
+        return row
+
+
+def _placer(column: Column, exact_floats: bool) -> Placer:
+    """``place`` for ``column``, with a shortcut for the values its kind takes as they are.
+
+    The shortcuts test exact types, so anything unusual (a str subclass, an int in a number
+    column, an object in a formula's JSON column) still goes through ``place``.
+    """
+
+    def slow(value: Any, encodable: bool) -> tuple[Any, bool]:
+        return place(column, value, exact_floats=exact_floats, encodable=encodable)
+
+    kind = column.kind
+    if kind == kinds.TEXT:
+        return lambda value, encodable: (value, False) if type(value) is str else slow(value, encodable)
+    if kind == kinds.BOOLEAN:
+        return lambda value, encodable: (value, False) if type(value) is bool else slow(value, encodable)
+    if kind == kinds.INTEGER:
+        return lambda value, encodable: (
+            (value, False) if type(value) is int and kinds.BIGINT_MIN <= value <= kinds.BIGINT_MAX
+            else slow(value, encodable))
+    if kind == kinds.NUMBER:
+        def number(value: Any, encodable: bool) -> tuple[Any, bool]:
+            if type(value) is float and (exact_floats or _exact_everywhere(value)):
+                return value, False
+            if type(value) is int and -_EXACT_INT <= value <= _EXACT_INT:
+                return float(value), False  # a double holds it exactly
+            return slow(value, encodable)
+        return number
+    if kind == kinds.JSON and column.source_type not in kinds.COMPUTED_TYPES:
+        # (a formula's or rollup's object may be an error object: ``place`` looks)
+        return lambda value, encodable: (value, False) if encodable else slow(value, encodable)
+    return slow
+
+
+def place(
+    column: Column, value: Any, *, exact_floats: bool = True, encodable: bool = False
+) -> tuple[Any, bool]:
     """Where a non-None source value of ``column``'s field goes.
 
     The rules, the same on every warehouse and in a retype's migration:
@@ -98,12 +179,16 @@ def place(column: Column, value: Any, *, exact_floats: bool = True) -> tuple[Any
         column: The field's column.
         value: The source value (not None).
         exact_floats: Whether the database's number column keeps NaN and -0.0.
+        encodable: The caller knows ``value`` is stored as its strict JSON text, with no
+            marker (``codec.needs_walk``), so a JSON column takes it without encoding it.
 
     Returns:
         The column's value (None: NULL), and whether ``__unfit`` keeps ``value``.
     """
     if column.source_type in kinds.COMPUTED_TYPES and kinds.is_formula_error(value):
         return None, True
+    if encodable and column.kind == kinds.JSON:
+        return value, False
     stored = kinds.to_column(column.kind, value)
     if stored is not kinds.MISFIT and _holds(column.kind, stored, exact_floats):
         return stored, False
@@ -198,18 +283,38 @@ def _created_time(value: Any) -> datetime | None:
     return stored
 
 
+def _plain_json_text(fields: Mapping[str, Any]) -> str | None:
+    """``fields`` as strict JSON text when they are plain JSON needing no marker, else None."""
+    try:
+        text = _STRICT_JSON.encode(fields)
+    except (TypeError, ValueError, RecursionError):
+        return None
+    return None if codec.needs_walk(text) else text
+
+
 def _check_storable(
-    record_id: str, fields: Mapping[str, Any], unfit: dict[str, Any], *, allows_nul: bool
+    record_id: str,
+    fields: Mapping[str, Any],
+    unfit: dict[str, Any],
+    *,
+    allows_nul: bool,
+    text: str | None = None,
 ) -> None:
     """Fail on what the driver would raise outside its error classes, failing the whole batch,
-    and on NUL characters where the database refuses them (with a clearer reason)."""
-    try:
-        kinds.to_json_text(unfit)
-    except (TypeError, ValueError) as exc:
-        raise UnstorableRecord(f"a field holds a value JSON cannot represent: {exc}") from None
+    and on NUL characters where the database refuses them (with a clearer reason).
+
+    ``text`` is ``_plain_json_text(fields)`` when that is not None: ``unfit`` then holds only
+    values of ``fields``, which encode, and ``text`` is what the lenient encoding gives.
+    """
+    if text is None:
+        try:
+            kinds.to_json_text(unfit)
+        except (TypeError, ValueError) as exc:
+            raise UnstorableRecord(f"a field holds a value JSON cannot represent: {exc}") from None
     try:
         record_id.encode("utf-8")
-        text = json.dumps(fields, ensure_ascii=False, default=str)
+        if text is None:
+            text = _LENIENT_JSON.encode(fields)
         text.encode("utf-8")
     except UnicodeEncodeError as exc:
         raise UnstorableRecord(f"a field is not valid unicode: {exc.reason}") from None

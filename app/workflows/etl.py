@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Iterable
+from contextlib import closing
 from datetime import UTC, datetime
 from typing import Any
 
@@ -16,6 +17,7 @@ from app.settings import get_settings
 from app.sync import rules, steps
 from app.sync.components import ExtractorArg, WarehouseArg, extractor_config, warehouse_config
 from app.sync.plan import ComponentConfig, RunOptions, RunPlan, TableSync
+from app.sync.readahead import read_ahead
 from app.sync.services import RunServices, default_services
 from app.sync.states import RunState, TableState
 from app.warehouses import Warehouse, warehouse_for_url
@@ -262,15 +264,18 @@ class InProcessRun:
     def _load(self, sync: TableSync, batches: Iterable[steps.FetchedBatch],
               report: TableReport) -> steps.FetchedBatch:
         fetched: steps.FetchedBatch | None = None
-        for fetched in batches:
-            batch = fetched.batch
-            self.recorder.batch_fetched(sync.run_id, sync.table.table_id, batch.batch_no,
-                                        len(batch.records))
-            report.fetched += len(batch.records)
-            result = steps.load(self.warehouse, sync, batch)
-            self.recorder.batch_loaded(sync.run_id, sync.table.table_id, result)
-            report.add(result)
-            self.listener.table_progress(report)
+        # The next page is fetched (and batched) while this batch loads; closed at once when
+        # a load fails, so the reading thread does not outlive the listing.
+        with closing(read_ahead(iter(batches))) as ahead:
+            for fetched in ahead:
+                batch = fetched.batch
+                self.recorder.batch_fetched(sync.run_id, sync.table.table_id, batch.batch_no,
+                                            len(batch.records))
+                report.fetched += len(batch.records)
+                result = steps.load(self.warehouse, sync, batch)
+                self.recorder.batch_loaded(sync.run_id, sync.table.table_id, result)
+                report.add(result)
+                self.listener.table_progress(report)
         if fetched is None:
             raise ConveyorError(f"the listing of {sync.table.name!r} gave no batch")
         return fetched

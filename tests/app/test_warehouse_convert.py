@@ -12,7 +12,7 @@ import pytest
 from app.contracts import Column, FieldSpec
 from app.warehouses.convert import number_text, scalar_text, to_column_by_conversion
 from app.warehouses.kinds import MISFIT, is_formula_error, kind_for_field
-from app.warehouses.rows import place, to_record, to_row
+from app.warehouses.rows import RowMaker, place, to_record, to_row
 
 
 def column(kind, source_type=None):
@@ -170,3 +170,57 @@ def test_a_row_holds_every_scalar_and_reads_back_as_the_source():
     assert to_record(row, columns)["fields"] == record["fields"]
     plain = {"id": "rec2", "fields": {"Name": "x", "Amount": 1.5, "Score": 2.0}}
     assert to_row(plain, columns, "run-1")["__unfit"] is None
+
+
+
+@pytest.mark.parametrize(
+    "other",
+    [
+        1.5,  # every field plain JSON: one encoding of the record decides for its JSON values
+        float("nan"),  # a non-finite float elsewhere: each JSON value is encoded on its own
+        -0.0,  # a negative zero elsewhere: likewise
+        {"__conveyor_float__": "NaN"},  # a marker-like object elsewhere: likewise
+    ],
+)
+def test_json_columns_take_their_values_whatever_the_other_fields_hold(other):
+    columns = [
+        Column("f1", "Tags", "tags", "json", "multipleSelects"),
+        Column("f2", "Files", "files", "json", "multipleAttachments"),
+    ]
+    tags, files = ["a", "ü"], [{"id": "att1", "size": 3, "thumbnails": {"small": {"w": 1}}}]
+    fields = {"Tags": tags, "Files": files, "Other": other}
+    row = to_row({"id": "rec1", "fields": fields}, columns, "run-1")
+    assert (row["tags"], row["files"]) == (tags, files)
+    assert list(row["__unfit"]) == ["Other"]
+
+
+def test_a_json_value_json_cannot_hold_leaves_its_column_and_the_record_unstorable():
+    columns = [Column("f1", "Bag", "bag", "json", None)]
+    assert place(columns[0], {1, 2}) == (None, True)
+    with pytest.raises(ValueError, match="JSON cannot represent"):
+        to_row({"id": "rec1", "fields": {"Bag": {1, 2}}}, columns, "run-1")
+
+
+class _Text(str):
+    pass
+
+
+_ODD_VALUES = ["text", _Text("sub"), "12.5", "2024-03-01", "2024-03-01T10:20:30.000Z", 7, -3,
+               0, 2**53, 2**53 + 1, -(2**63), 2**63, True, False, 1.5, -0.0, float("nan"),
+               float("inf"), 4.0, ["a"], {"k": 1}, {"error": "#ERROR!"},
+               {"specialValue": "NaN"}, {"__conveyor_float__": "NaN"}]
+
+
+@pytest.mark.parametrize("exact_floats", [True, False])
+@pytest.mark.parametrize("source_type", [None, "formula"])
+@pytest.mark.parametrize("kind", ["text", "number", "integer", "boolean", "date", "timestamp", "json"])
+def test_a_row_maker_places_every_value_as_place_does(kind, source_type, exact_floats):
+    col = Column("fld1", "F", "f", kind, source_type=source_type)
+    maker = RowMaker([col], "run-1", exact_floats=exact_floats)
+    for value in _ODD_VALUES:
+        for other in (1, float("nan")):  # plain JSON record, and one that is not
+            row = maker({"id": "rec1", "fields": {"F": value, "Other": other}})
+            stored, keep = place(col, value, exact_floats=exact_floats)
+            assert row["f"] == stored or (stored != stored and row["f"] != row["f"]), value
+            assert type(row["f"]) is type(stored), value
+            assert ("F" in row["__unfit"]) is keep, value

@@ -286,3 +286,22 @@ def test_timestamps_with_an_offset_are_stored_as_the_same_instant(warehouse):
     assert back["a"]["fields"]["At"] == datetime(2024, 6, 1, 10, tzinfo=UTC)
     assert back["a"]["createdTime"] == "2024-06-01T10:00:00.000Z"
     assert back["b"]["fields"]["At"] == datetime(2024, 6, 1, 10, 0, 0, 123456, tzinfo=UTC)
+
+
+def test_loading_more_batches_compiles_no_more_statements(warehouse):
+    """Every batch reuses the statements of the first ones: a statement per batch would grow
+    the engine's compiled cache (and a load worker's memory) with the table's size."""
+    schema = table_schema("Many", FieldSpec("Name", "singleLineText", kind="text"))
+
+    def statements_added(batches: int, run_id: str) -> int:
+        before = len(warehouse.engine._compiled_cache)
+        records = [{"id": f"rec{n:05d}", "fields": {"Name": f"n{n}"}} for n in range(batches)]
+        sync(warehouse, schema, records, run_id=run_id, replace=True, batch_size=1)
+        return len(warehouse.engine._compiled_cache) - before
+
+    statements_added(3, "run-warm")  # the first run compiles what every run shares
+    # a run's own staging table has statements of its own, but not one per batch (and a
+    # later run may find one more statement already compiled)
+    few = statements_added(4, "run-2")
+    many = statements_added(12, "run-3")
+    assert many <= few
