@@ -34,27 +34,6 @@ import pytest  # noqa: E402
 
 from app.settings import reload_settings  # noqa: E402
 
-PHASES = ("all", "parallel", "serial")
-
-
-def pytest_addoption(parser: pytest.Parser) -> None:
-    parser.addoption(
-        "--phase", choices=PHASES, default="all",
-        help="parallel: every test but those marked serial (run these under pytest-xdist); "
-             "serial: only those; all (default): every test")
-
-
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    phase = config.getoption("--phase")
-    if phase == "all":
-        return
-    wanted = phase == "serial"
-    keep = [item for item in items if (item.get_closest_marker("serial") is not None) == wanted]
-    dropped = [item for item in items if (item.get_closest_marker("serial") is not None) != wanted]
-    if dropped:
-        config.hook.pytest_deselected(items=dropped)
-        items[:] = keep
-
 
 @pytest.fixture(autouse=True)
 def fresh_settings():

@@ -25,7 +25,7 @@ from tests.support.redis_server import PersistentRedis
 from tests.support.stack import running_stack
 from tests.support.waiting import wait_for
 
-pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.serial]
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 ORDERS = 20000
 # Short visibility so a killed worker's messages come back within the test's patience.
