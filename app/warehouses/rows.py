@@ -64,13 +64,11 @@ def to_row(
     }
     unfit: dict[str, Any] = {}
     for col in columns:
-        value = None if packed else fields.get(col.field_name)
-        if value is None:
-            # Airtable omits an unticked checkbox; only a boolean column can say False.
-            absent_false = col.source_type == kinds.CHECKBOX and col.kind == kinds.BOOLEAN
-            row[col.column] = False if absent_false and not packed else None
+        if packed:
+            row[col.column] = None
             continue
-        row[col.column], keep = place(col, value, exact_floats=exact_floats)
+        value = fields.get(col.field_name)
+        row[col.column], keep = cell(col, value, exact_floats=exact_floats)
         if keep:
             unfit[col.field_name] = value
     mapped = set() if packed else {col.field_name for col in columns}
@@ -80,6 +78,17 @@ def to_row(
     row[naming.DELETED_AT] = None
     _check_storable(record_id, fields, unfit, allows_nul=allows_nul)
     return row
+
+
+def cell(column: Column, value: Any, *, exact_floats: bool = True) -> tuple[Any, bool]:
+    """What ``column`` stores for a field's ``value`` (None or absent: empty), and whether
+    ``__unfit`` keeps the value: ``place``, and an empty checkbox is False (Airtable omits an
+    unticked one; only a boolean column can say False). Whole records and field-by-field
+    updates both store values through this."""
+    if value is None:
+        absent_false = column.source_type == kinds.CHECKBOX and column.kind == kinds.BOOLEAN
+        return (False if absent_false else None), False
+    return place(column, value, exact_floats=exact_floats)
 
 
 def place(column: Column, value: Any, *, exact_floats: bool = True) -> tuple[Any, bool]:
