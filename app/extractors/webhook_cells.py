@@ -32,10 +32,10 @@ give) is ``AMBIGUOUS``, and the record is listed by id as before.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any, Final
 
-from app.contracts import TableSchema
+from app.contracts import Column, TableSchema
 from app.extractors.changefold import TableChanges
 
 #: A payload value whose list-records value cannot be told for sure.
@@ -150,19 +150,29 @@ def _lookup(cell: Any) -> Any:
     return values or None
 
 
-def payload_values(schema: TableSchema, changes: TableChanges) -> dict[str, dict[str, Any]]:
+def field_types(schema: TableSchema | None = None,
+                columns: Iterable[Column] = ()) -> dict[str, tuple[str, str | None]]:
+    """field id → (name, type) of a table, from its source schema or, where a step has only
+    the warehouse target, from the target's columns (the catalog keys them by field id)."""
+    if schema is not None:
+        return {f.field_id: (f.name, f.type) for f in schema.fields if f.field_id}
+    return {c.field_key: (c.field_name, c.source_type) for c in columns}
+
+
+def payload_values(types: Mapping[str, tuple[str, str | None]],
+                   changes: TableChanges) -> dict[str, dict[str, Any]]:
     """record id → its changed fields as list-records fields, for the records of ``changes``
-    changed (not created) in the window whose every changed cell is of a field ``schema`` knows
-    (and that was not retyped in the window: its earlier cells have the old type's shape) and
-    reads without doubt. The others are not keys: they must be listed by id."""
+    changed (not created) in the window whose every changed cell is of a field ``types``
+    (``field_types``) knows (and that was not retyped in the window: its earlier cells have the
+    old type's shape) and reads without doubt. The others are not keys: they must be listed
+    by id."""
     retyped = set(changes.fields_changed_type)
-    types = {f.field_id: (f.name, f.type) for f in schema.fields
-             if f.field_id and f.field_id not in retyped}
+    known = {k: v for k, v in types.items() if k not in retyped}
     values: dict[str, dict[str, Any]] = {}
     for record_id, cells in changes.changed_cells.items():
         if record_id not in changes.upserted_ids or record_id in changes.created_ids:
             continue
-        fields = listed_fields(types, cells)
+        fields = listed_fields(known, cells)
         if fields:  # no cell at all says nothing of what changed
             values[record_id] = fields
     return values

@@ -51,7 +51,7 @@ from app.extractors.base import Page, TabularExtractor
 from app.extractors.by_id import CHUNK as ID_CHUNK
 from app.extractors.changefeed import ChangeFeed, ChangeFeedUnavailable, FeedRead
 from app.extractors.changefold import TableChanges
-from app.extractors.webhook_cells import payload_values
+from app.extractors.webhook_cells import field_types, payload_values
 from app.sync.changes import FULL, SOURCES, ChangeSource, LiveRows
 from app.sync.plan import ChangePlan, RunOptions, TableSync
 from app.sync.states import WriteMode
@@ -125,7 +125,7 @@ class WebhookSource:
                               hard_deletes=options.hard_deletes, resync=reason,
                               requests=self._spent())
         changes = read.table(schema.table.table_id)
-        carried = payload_values(schema, changes)
+        carried = payload_values(field_types(schema), changes)
         value_ids = tuple(sorted(live(carried) if live is not None and carried else ()))
         record_ids = tuple(sorted(changes.upserted_ids - set(value_ids)))
         chunks = -(-len(record_ids) // ID_CHUNK)
@@ -147,22 +147,29 @@ class WebhookSource:
         Raises:
             SourceError: the payloads cannot be read again as the plan read them.
         """
-        change, schema = sync.change, sync.schema
-        if change is None or schema is None or not change.previous:
-            raise ValueError("a values phase needs the table's change plan and schema")
+        change = sync.change
+        if change is None or not change.previous:
+            raise ValueError("a values phase needs the table's change plan")
         spent = self.feed.requests
         read = self._read(str(change.previous["webhook_id"]), int(change.previous["cursor"]),
                           until=int(change.cursor["cursor"]))
-        carried = payload_values(schema, read.table(schema.table.table_id))
+        # The schema where the plan was made, the target's columns after the table was created.
+        types = field_types(sync.schema, sync.target.columns if sync.target else ())
+        changes = read.table(sync.table.table_id)
+        carried = payload_values(types, changes)
         if read.lost or not set(change.value_ids) <= set(carried):
-            raise SourceError(f"the change feed's payloads of {schema.table.name!r} could not be "
+            raise SourceError(f"the change feed's payloads of {sync.table.name!r} could not be "
                               f"read again as planned ({read.reason or 'they differ'}): run again")
-        order = sorted(change.value_ids, key=lambda i: (sorted(carried[i]), i))
+        # Grouped by the changed fields' ids, as the payloads give them: the same order
+        # wherever the pages are made, so a listing resumes at a record offset.
+        order = sorted(change.value_ids, key=lambda i: (sorted(changes.changed_cells[i]), i))
         start = int(offset or 0)
         while start < len(order):
             names = sorted(carried[order[start]])
             end = start + 1
-            while end < min(len(order), start + ID_CHUNK) and sorted(carried[order[end]]) == names:
+            while end < min(len(order), start + ID_CHUNK) and \
+                    changes.changed_cells[order[end]].keys() == \
+                    changes.changed_cells[order[start]].keys():
                 end += 1
             records: list[Record] = [{"id": i, "fields": carried[i]} for i in order[start:end]]
             yield Page(records, str(end) if end < len(order) else None, fields=tuple(names),

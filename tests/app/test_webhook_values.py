@@ -9,10 +9,10 @@ from typing import Any
 
 import pytest
 
-from app.contracts import FieldSpec, TableRef, TableSchema
+from app.contracts import Column, FieldSpec, TableRef, TableSchema, TableTarget
 from app.extractors.changefeed import FeedRead
 from app.extractors.changefold import fold
-from app.extractors.webhook_cells import AMBIGUOUS, listed_value, payload_values
+from app.extractors.webhook_cells import AMBIGUOUS, field_types, listed_value, payload_values
 from app.sync.plan import ChangePlan, RunOptions, TableSync
 from tests.app.test_incremental import loaded, plan, rows, warehouse  # noqa: F401 (fixture)
 from tests.app.test_webhook_source import HOOK, STATE, ids, source_with
@@ -80,7 +80,7 @@ def test_only_records_changed_not_created_with_readable_cells_get_payload_values
         payload(3, changed({"recTWICE": {"fldName": "second"}})),
         payload(4, {"destroyedRecordIds": ["recGONE"]}),
     ])[TBL]
-    values = payload_values(SCHEMA, changes)
+    values = payload_values(field_types(SCHEMA), changes)
     assert values == {
         "recCLEAR": {"Name": None, "Done": None},
         "recROLL": {"Total": 1042, "Client name": ["Acme"]},
@@ -124,6 +124,12 @@ def test_the_plan_updates_live_rows_from_the_payloads_and_lists_the_rest_by_id()
     assert [p.requests for p in pages] == [0, 0] and feed.reads == 1  # the plan's own read
     resumed = list(source.value_pages(sync, "100"))
     assert resumed[0].records == pages[1].records
+    # Where only the warehouse target is known (a worker after the table was created), the
+    # catalog's field-id keyed columns give the same pages.
+    columns = tuple(Column(f.field_id or f.name, f.name, f.name.lower(), "text", f.type)
+                    for f in SCHEMA.fields)
+    target = TableTarget("r1", SCHEMA.table, "airtable__orders", columns)
+    assert list(source.value_pages(sync.with_(schema=None, target=target), None)) == pages
 
 
 def test_value_pages_never_mix_records_that_changed_different_fields():
@@ -157,4 +163,4 @@ def test_a_partial_update_clears_cleared_cells_and_replaces_what_unfit_kept(ware
 @pytest.mark.parametrize("cells", [{"fldName": None}, {"fldDouble": None}])
 def test_a_cleared_cell_is_a_none_value_not_a_missing_one(cells):
     changes = fold([payload(1, changed({"recX": cells}))])[TBL]
-    assert list(payload_values(SCHEMA, changes)["recX"].values()) == [None]
+    assert list(payload_values(field_types(SCHEMA), changes)["recX"].values()) == [None]

@@ -12,9 +12,11 @@ are taken falls back to the window. Helpers come from the window source's tests.
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Iterator
 from typing import Any
+from urllib.parse import unquote_plus
 
 import pytest
 import redis
@@ -143,6 +145,63 @@ def test_a_feed_run_costs_at_most_5_percent_of_the_full_syncs_requests(tmp_path,
         with capsys.disabled():
             print(f"\nfull sync: {full} requests; incremental run via the feed: {incremental} "
                   f"({incremental / full:.1%})")
+    warehouse.dispose()
+
+
+def by_id_listings(sandbox: Any) -> list[set[str]]:
+    """The record ids named by each by-id listing (``OR(RECORD_ID()=…)``) in the request log."""
+    named = []
+    for request in sandbox.stats.log or []:
+        target = unquote_plus(request.target)
+        if "RECORD_ID()" in target:
+            named.append(set(re.findall(r"RECORD_ID\(\)='(rec[A-Za-z0-9]+)'", target)))
+    return named
+
+
+@pytest.mark.timeout(600)
+@pytest.mark.parametrize("driver", ["in-process", "workers"])
+def test_a_linked_change_that_moves_rollups_in_many_records_costs_no_by_id_request(
+        driver, tmp_path):
+    """A client's change moves the rollup and the lookup of every order linking it: the
+    payloads carry those cells, so the orders' rows are updated from them, and only the orders
+    created or never synced are listed by id."""
+    if driver == "workers":
+        redis.Redis.from_url(TEST_REDIS_URL).flushdb()
+    warehouse = make_warehouse("sqlite", tmp_path, "")
+    with run_sandbox([build_base(BASE, {"Clients": 3, "Orders": 500}, seed=38)],
+                     feed_config()) as sandbox:
+        api = Api(TOKEN, endpoint_url=sandbox.url)
+        runner = Driver(driver, sandbox, warehouse, tmp_path)
+        try:
+            runner.run(incremental=True)
+            orders, clients = api.table(BASE, "Orders"), api.table(BASE, "Clients")
+            every = orders.all(fields=["Name", "Related"])
+            client = every[0]["fields"].get("Related", [None])[0] or \
+                next(r["fields"]["Related"][0] for r in every if r["fields"].get("Related"))
+            linking = {r["id"] for r in every if client in r["fields"].get("Related", [])}
+            assert len(linking) > 100  # re-listing them by id would take 2 requests or more
+            edited = [r["id"] for r in every if r["id"] not in linking][:3]
+            quantity = clients.get(client)["fields"].get("Quantity") or 0
+            clients.update(client, {"Quantity": quantity + 1000, "Name": "Renamed client"})
+            orders.batch_update([{"id": i, "fields": {"Quantity": 5151, "Notes": None}}
+                                 for i in edited])
+            created = [r["id"] for r in orders.batch_create([{"Name": "new a"}, {"Name": "new b"}])]
+
+            sandbox.stats.keep_log()
+            sandbox.stats.reset()
+            run = runner.run(incremental=True)
+            report = table_report(run, "Orders")
+            assert (report["change_source"], report["resync"]) == ("webhook", None)
+            listed = by_id_listings(sandbox)
+            # One listing of the two created orders, none of the orders moved by the client.
+            assert listed == [set(created)], listed
+            assert differences(warehouse, api, "Orders") == []
+            assert differences(warehouse, api, "Clients") == []
+            rows = {r["id"]: r["fields"] for r in warehouse.read_records(orders_ref(api))}
+            assert all(rows[i].get("Quantity") == 5151 and "Notes" not in rows[i] for i in edited)
+            assert all("Renamed client" in rows[i]["Related names"] for i in linking)
+        finally:
+            runner.stop()
     warehouse.dispose()
 
 
