@@ -9,7 +9,8 @@ person's tools would), then each run below is measured on its own fresh 1 % chan
   (``deletes_every=1``, the default), with a token that may not manage webhooks;
 * ``window, deletes not due``: the window alone;
 * ``webhook``: the webhook change feed (the token may manage webhooks): the payloads since
-  the stored cursor and the changed records listed by id; deletes come from the payloads.
+  the stored cursor, the changed records' rows updated from the payloads' values and the
+  created (or unreadable) ones listed by id; deletes come from the payloads.
   Its first incremental run lists everything (it takes the hook's cursor), so one such run
   precedes the measured one;
 * ``full merge``: every record listed and upserted (what every run cost before).

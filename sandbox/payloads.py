@@ -1,9 +1,12 @@
 """Webhook payloads: one transaction as one hook's specification asks to see it (format v0).
 
-Cell values use Airtable's webhook ("V2") cell format where it differs from list-records:
-single and multiple selects are ``{id, name, color}`` objects, links ``[{id, name}]`` (the
-linked record's primary field as text), lookups ``{valuesByLinkedRecordId, linkedRecordIds}``.
-Every other type (rollups, formulas, collaborators, attachments, …) has the list-records shape.
+Cell values use Airtable's webhook ("V2") cell format where it differs from list-records
+(https://airtable.com/developers/web/api/field-model): single and multiple selects are
+``{id, name, color}`` objects, links ``[{id, name}]`` (the linked record's primary field as
+text), lookups ``{valuesByLinkedRecordId, linkedRecordIds}``, and collaborators carry
+``permissionLevel``, which Airtable includes only in webhooks responses. Every other type
+(rollups, formulas, attachments, …) has the list-records shape. A changed record's
+``current`` holds the changed cells only, a cleared one as null.
 A ``previous`` lookup is rebuilt from the previous links and the linked records as they are now.
 """
 
@@ -29,6 +32,12 @@ def _choice(field: SandboxField, name: Any) -> Any:
     return {"name": name}
 
 
+def _collaborator(value: Any) -> Any:
+    if not isinstance(value, dict):
+        return value
+    return {**value, "permissionLevel": value.get("permissionLevel", "create")}
+
+
 def _primary_text(base: SandboxBase, table_id: str | None, record_id: str) -> str:
     table = base.table(table_id or "")
     record = table.get(record_id) if table is not None else None
@@ -50,6 +59,10 @@ def cell_v2(base: SandboxBase, table: SandboxTable, field: SandboxField, value: 
     if kind == "multipleRecordLinks":
         return [{"id": i, "name": _primary_text(base, options.get("linkedTableId"), i)}
                 for i in value]
+    if kind in ("singleCollaborator", "createdBy", "lastModifiedBy"):
+        return _collaborator(value)
+    if kind == "multipleCollaborators":
+        return [_collaborator(v) for v in value]
     if kind == "multipleLookupValues":
         link = table.field(link_field_id(field) or "")
         if link is None:

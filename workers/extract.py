@@ -157,9 +157,9 @@ def extract_table(self: SyncTask, sync_json: dict[str, Any]) -> dict[str, Any]:
     resume = sync.listing
     requests = 0
 
-    def on_page() -> None:
+    def on_page(taken: int) -> None:
         nonlocal requests
-        requests += 1
+        requests += taken
 
     try:
         for item in steps.listing_batches(extractor, sync, on_page):

@@ -156,8 +156,10 @@ class ChangeFeed:
 
     # -- reading ----------------------------------------------------------------------------------
 
-    def read(self, webhook: FeedHandle | str, since: int, *, max_pages: int = MAX_PAGES) -> FeedRead:
-        """Every payload of the hook from ``since`` on, folded per table.
+    def read(self, webhook: FeedHandle | str, since: int, *, until: int | None = None,
+             max_pages: int = MAX_PAGES) -> FeedRead:
+        """Every payload of the hook from ``since`` on (up to, not including, ``until`` when
+        given: a read repeated elsewhere folds exactly what an earlier one did), folded per table.
 
         Raises:
             ChangeFeedUnavailable: the token may not manage webhooks (any more).
@@ -180,6 +182,8 @@ class ChangeFeed:
             return lost(f"webhook {hook_id} is disabled (expired at {hook.expiration_time}): "
                         "changes since then were not recorded")
         end = int(hook.cursor_for_next_payload)
+        if until is not None:
+            end = min(end, until)
         if since > end:
             return lost(f"cursor {since} is past webhook {hook_id}'s last payload ({end - 1}): "
                         "it belongs to another webhook")
@@ -199,12 +203,16 @@ class ChangeFeed:
                 return lost(f"payloads {cursor}…{first - 1} are past retention (7 days)")
             if page == 0 and not payloads and cursor < end:
                 return lost(f"payloads {cursor}…{end - 1} are past retention (7 days)")
-            for payload in payloads:
+            for number, payload in enumerate(payloads, start=first):
+                if number < cursor:
+                    continue
+                if until is not None and number >= until:
+                    break
                 if payload.get("error"):
                     return lost(f"webhook {hook_id} reported error {payload.get('code')}")
                 folded.add(payload)
-            cursor = max(cursor, answered)
-            if not (payloads and body.get("mightHaveMore")):
+            cursor = max(cursor, answered if until is None else min(answered, until))
+            if not (payloads and body.get("mightHaveMore")) or (until is not None and cursor >= end):
                 break
         else:
             more = since < end

@@ -4,8 +4,11 @@ delete, which fields appeared, were renamed, retyped or destroyed.
 Payloads are folded as the raw JSON the API returns (``payloadFormat`` ``v0``), in cursor order,
 so a later payload wins over an earlier one:
 
-- a record created or changed is *upserted* (the sync re-reads it by id; the cell values in the
-  payload are not used: they are partial, and in the webhook cell format);
+- a record created or changed is *upserted*; the cells a record's changes carried
+  (``current.cellValuesByFieldId``: the changed cells only, a cleared one as null) are merged
+  per field, later over earlier, into ``changed_cells`` for a record only changed in the
+  window (a created one is listed whole by id; ``app.sync.webhook`` decides which changed
+  records the cells can stand in for, ``app.extractors.webhook_cells`` what they mean);
 - a record destroyed is *destroyed* and leaves the upserted set, whatever happened to it before
   in the window (created then destroyed, changed then destroyed: only destroyed);
 - a field created then renamed or retyped in the window is only *created*, with its last name
@@ -43,6 +46,8 @@ class TableChanges:
         fields_renamed: field id → new name, for fields that existed before the window.
         fields_changed_type: field id → new type, for fields that existed before the window.
         fields_destroyed: fields destroyed (their column is kept and retired by the sync).
+        changed_cells: record id → {field id: webhook cell value} for records changed, not
+            created, in the window whose every change carried its cells.
     """
 
     table_id: str
@@ -53,6 +58,7 @@ class TableChanges:
     fields_renamed: Mapping[str, str] = field(default_factory=dict)
     fields_changed_type: Mapping[str, str] = field(default_factory=dict)
     fields_destroyed: frozenset[str] = frozenset()
+    changed_cells: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 
     @property
     def empty(self) -> bool:
@@ -88,6 +94,9 @@ class _Table:
     renamed: dict[str, str] = field(default_factory=dict)
     retyped: dict[str, str] = field(default_factory=dict)
     fields_destroyed: set[str] = field(default_factory=set)
+    cells: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: Changed records one of whose changes came without readable cells.
+    cellless: set[str] = field(default_factory=set)
 
     def upsert(self, record_id: str, *, created: bool = False) -> None:
         self.destroyed.discard(record_id)  # ids are never reused; kept for a consistent fold
@@ -95,9 +104,18 @@ class _Table:
         if created:
             self.created.add(record_id)
 
+    def change(self, record_id: str, cells: Any) -> None:
+        self.upsert(record_id)
+        if isinstance(cells, Mapping):
+            self.cells.setdefault(record_id, {}).update(cells)
+        else:
+            self.cellless.add(record_id)
+
     def destroy(self, record_id: str) -> None:
         self.upserted.discard(record_id)
         self.created.discard(record_id)
+        self.cells.pop(record_id, None)
+        self.cellless.discard(record_id)
         self.destroyed.add(record_id)
 
     def create_field(self, field_id: str, info: Mapping[str, Any]) -> None:
@@ -131,6 +149,8 @@ class _Table:
             fields_renamed=dict(self.renamed),
             fields_changed_type=dict(self.retyped),
             fields_destroyed=frozenset(self.fields_destroyed),
+            changed_cells={record_id: dict(cells) for record_id, cells in self.cells.items()
+                           if record_id not in self.created and record_id not in self.cellless},
         )
 
 
@@ -180,8 +200,9 @@ class Fold:
         # (creates, changes, then destroys) is what a destroy in the same payload must win over.
         for record_id in _mapping(changes.get("createdRecordsById")):
             table.upsert(record_id, created=True)
-        for record_id in _mapping(changes.get("changedRecordsById")):
-            table.upsert(record_id)
+        for record_id, change in _mapping(changes.get("changedRecordsById")).items():
+            current = _mapping(_mapping(change).get("current"))
+            table.change(record_id, current.get("cellValuesByFieldId"))
         for record_id in _ids(changes.get("destroyedRecordIds")):
             table.destroy(record_id)
         for field_id, info in _mapping(changes.get("createdFieldsById")).items():

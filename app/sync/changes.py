@@ -19,8 +19,10 @@ and a source whose full listing needs a cursor taken first, like the change feed
 ``started(plan, server_time)`` (the cursor once the listing's first request was answered).
 Which source a table uses is decided in one place, ``app.sync.webhook.candidates``: the
 webhook change feed (``WebhookSource``) for an incremental table whose token may manage the
-base's webhooks, else this module's modified-time window. The feed's plan lists the changed
-record ids (``byid`` phases of ``record_ids``), carries the destroyed ids in
+base's webhooks, else this module's modified-time window. The feed's plan updates the rows
+of changed records from the payloads' values (a ``values`` phase of ``value_ids``, pages made
+by ``app.sync.webhook.value_pages``), lists the other created or changed record ids
+(``byid`` phases of ``record_ids``), carries the destroyed ids in
 ``deleted_ids``, leaves field events to the schema (keyed by field id,
 ``Warehouse.prepare_table``), and stores ``{"source": "webhook", "cursor": N, ...}`` beside
 the window's cursor (the state is keyed by source identity, table id and source).
@@ -41,7 +43,7 @@ next change or full listing).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final, Protocol
 
@@ -69,6 +71,11 @@ _CHEAP_TYPES: Final = ("checkbox", "rating", "number", "percent", "currency", "d
                        "autoNumber", "date")
 _PHASE_SEP: Final = "|"
 
+#: Which of some record ids have a live row in the warehouse (``Warehouse.live_ids``).
+LiveRows = Callable[[Iterable[str]], set[str]]
+#: The pages of a ``values`` phase from an offset (``app.sync.webhook.value_pages``).
+ValuePages = Callable[[TabularExtractor, TableSync, str | None], Iterator[Page]]
+
 
 class ChangeSource(Protocol):
     """One way of finding what changed in a table since its stored cursor."""
@@ -80,8 +87,9 @@ class ChangeSource(Protocol):
         ...
 
     def plan(self, schema: TableSchema, previous: dict[str, Any] | None,
-             options: RunOptions) -> ChangePlan | None:
-        """The listing of a run from the ``previous`` cursor; None: list everything."""
+             options: RunOptions, live: LiveRows | None = None) -> ChangePlan | None:
+        """The listing of a run from the ``previous`` cursor; None: list everything. ``live``
+        tells which records have a row a field-by-field update can change."""
         ...
 
     def full_cursor(self, previous: dict[str, Any] | None) -> dict[str, Any]:
@@ -98,7 +106,7 @@ class WindowSource:
         return extractor.filters_by_modified_time
 
     def plan(self, schema: TableSchema, previous: dict[str, Any] | None,
-             options: RunOptions) -> ChangePlan | None:
+             options: RunOptions, live: LiveRows | None = None) -> ChangePlan | None:
         if not previous or previous.get("source") != WINDOW or not previous.get("until"):
             return None
         runs = int(previous.get("runs", 0)) + 1
@@ -128,7 +136,8 @@ _ANY: Any = object()
 
 
 def plan_change(extractor: TabularExtractor, sync: TableSync,
-                previous: dict[str, Any] | None, source: ChangeSource | None = _ANY) -> TableSync:
+                previous: dict[str, Any] | None, source: ChangeSource | None = _ANY,
+                live: LiveRows | None = None) -> TableSync:
     """``sync`` with the listing its run reads: only what changed when the table is synced
     incrementally and has usable state, else everything (which also starts the state).
 
@@ -138,6 +147,7 @@ def plan_change(extractor: TabularExtractor, sync: TableSync,
         previous: The table's stored cursor (None: never synced, or by nothing that left one).
         source: The change source chosen for the table (``app.sync.webhook.candidates``);
             None: none (the listing leaves no state); by default the first usable of SOURCES.
+        live: Which records have a live row in the warehouse (None: none is known).
     """
     options = sync.plan.options
     mode = options.mode_for(sync.table)
@@ -145,7 +155,7 @@ def plan_change(extractor: TabularExtractor, sync: TableSync,
     if source is _ANY:
         source = next((s for s in SOURCES if s.usable(extractor)), None)
     if mode is WriteMode.INCREMENTAL and source is not None:
-        change = source.plan(schema, previous, options)
+        change = source.plan(schema, previous, options, live)
         if change is not None:
             return sync.with_(change=_replace(change, identity=extractor.identity()))
     cursor = source.full_cursor(previous) if source is not None else {"source": FULL}
@@ -169,8 +179,10 @@ def started(sync: TableSync, server_time: datetime | None) -> TableSync:
     return sync.with_(change=_replace(change, cursor=cursor))
 
 
-def pages(extractor: TabularExtractor, sync: TableSync, cursor: str | None) -> Iterator[Page]:
-    """The listing's pages from ``cursor``, phase after phase.
+def pages(extractor: TabularExtractor, sync: TableSync, cursor: str | None,
+          values: ValuePages | None = None) -> Iterator[Page]:
+    """The listing's pages from ``cursor``, phase after phase; ``values`` makes the pages of a
+    ``values`` phase (records whose new values the change source carries).
 
     A cursor names the phase and the source's offset within it (``"1|itr…"``; ``"1|"`` is
     the start of phase 1), so a listing resumes in the right phase. Each page says which
@@ -188,11 +200,17 @@ def pages(extractor: TabularExtractor, sync: TableSync, cursor: str | None) -> I
         return
     for number in range(index, len(phases)):
         phase = phases[number]
-        formula, fields, listed = _phase_query(change, phase, phases[:number].count("byid"))
-        # Only extractors that ``filters_by_modified_time`` take these (a full plan has none).
-        query: dict[str, Any] = {k: v for k, v in (("formula", formula), ("fields", fields))
-                                 if v is not None}
-        for page in extractor.iter_pages(sync.table, offset, **query):
+        if phase == "values":
+            if values is None:
+                raise ValueError("a values phase needs its source's value pages")
+            found, listed = values(extractor, sync, offset), None
+        else:
+            formula, fields, listed = _phase_query(change, phase, phases[:number].count("byid"))
+            # Only extractors that ``filters_by_modified_time`` take these (a full plan has none).
+            query: dict[str, Any] = {k: v for k, v in (("formula", formula), ("fields", fields))
+                                     if v is not None}
+            found = extractor.iter_pages(sync.table, offset, **query)
+        for page in found:
             if page.next_cursor:
                 following: str | None = f"{number}{_PHASE_SEP}{page.next_cursor}"
             elif number + 1 < len(phases):
@@ -202,8 +220,8 @@ def pages(extractor: TabularExtractor, sync: TableSync, cursor: str | None) -> I
             # A replacing load keeps only what it lists: it needs no record of what it saw.
             every = phase in ("ids", "computed") or (phase == "records" and change.full)
             seen = every and not sync.plan.options.replace
-            yield Page(page.records, following, fields=listed, seen=seen,
-                       server_time=page.server_time)
+            yield Page(page.records, following, fields=page.fields if phase == "values" else listed,
+                       seen=seen, server_time=page.server_time, requests=page.requests)
         offset = None
 
 

@@ -144,8 +144,9 @@ class ChangePlan:
     (to find deletes) or of computed fields when they are due.
 
     ``phases`` are listed one after the other: ``records`` (with ``formula`` as
-    ``filterByFormula``; None lists every record), ``byid`` (the next chunk of ``record_ids``,
-    one request each), ``ids`` (each record with the one field ``id_field``), ``computed``
+    ``filterByFormula``; None lists every record), ``values`` (the new values of
+    ``value_ids`` as the change source carries them, no request), ``byid`` (the next chunk of
+    ``record_ids``, one request each), ``ids`` (each record with the one field ``id_field``), ``computed``
     (each record with ``computed_fields`` only). ``cursor`` is the state the table will have
     once the run's data is visible; it is committed with it.
     """
@@ -171,6 +172,9 @@ class ChangePlan:
     resync: str | None = None
     #: Requests the change source made while planning (a change feed's hook list and payloads).
     requests: int = 0
+    #: Records whose new values the change source carries itself (a change feed's payloads):
+    #: their rows are updated field by field, without a request (``values`` phase).
+    value_ids: tuple[str, ...] = ()
 
     @property
     def full(self) -> bool:
@@ -192,7 +196,8 @@ class ChangePlan:
                 # Only when set: plans of the window source keep their shape.
                 **({"record_ids": list(self.record_ids)} if self.record_ids else {}),
                 **({"resync": self.resync} if self.resync else {}),
-                **({"requests": self.requests} if self.requests else {})}
+                **({"requests": self.requests} if self.requests else {}),
+                **({"value_ids": list(self.value_ids)} if self.value_ids else {})}
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> ChangePlan:
@@ -204,7 +209,8 @@ class ChangePlan:
                    hard_deletes=bool(data.get("hard_deletes", False)),
                    deleted_ids=tuple(data.get("deleted_ids", ())), v=data.get("v", 1),
                    record_ids=tuple(data.get("record_ids", ())), resync=data.get("resync"),
-                   requests=int(data.get("requests", 0)))
+                   requests=int(data.get("requests", 0)),
+                   value_ids=tuple(data.get("value_ids", ())))
 
 
 @dataclass(frozen=True)

@@ -120,7 +120,7 @@ def first_page(extractor: TabularExtractor, sync: TableSync) -> Page:
 def _pages(extractor: TabularExtractor, sync: TableSync, cursor: str | None) -> Iterator[Page]:
     window = sync.listing.partition
     if window is None:
-        return changes.pages(extractor, sync, cursor)
+        return changes.pages(extractor, sync, cursor, webhook.value_pages)
     # partitions split only a full listing (``partition_plan``): together they see every id
     return (replace(page, seen=True) for page in extractor.iter_window(sync.table, window, cursor))
 
@@ -191,16 +191,17 @@ def iter_batches(pages: Iterable[Page], sync: TableSync, first_batch_no: int) ->
 
 
 def listing_batches(extractor: TabularExtractor, sync: TableSync,
-                    on_page: Callable[[], None] | None = None) -> Iterator[FetchedBatch]:
+                    on_page: Callable[[int], None] | None = None) -> Iterator[FetchedBatch]:
     """The batches of the table's listing from ``sync.listing``. A listing from the start
     batches its first page on its own, exactly as ``first_page`` + ``iter_batches([page])``
-    do, so both drivers cut the same batches. ``on_page`` is told of every page requested."""
+    do, so both drivers cut the same batches. ``on_page`` is told of every page and the
+    requests it took."""
     listing = sync.listing
     start, cursor = listing.next_batch, listing.cursor
     if cursor is None:
         page = first_page(extractor, sync)
         if on_page:
-            on_page()
+            on_page(page.requests)
         fetched: FetchedBatch | None = None
         for fetched in iter_batches([page], sync, start):
             yield fetched
@@ -216,10 +217,10 @@ def _check_span(sync: TableSync, part: int, batch_no: int) -> None:
                             f"({rules.PARTITION_SPAN}); sync it with fewer partitions")
 
 
-def _counted(pages: Iterator[Page], on_page: Callable[[], None] | None) -> Iterator[Page]:
+def _counted(pages: Iterator[Page], on_page: Callable[[int], None] | None) -> Iterator[Page]:
     for page in pages:
         if on_page:
-            on_page()
+            on_page(page.requests)
         yield page
 
 
@@ -228,9 +229,9 @@ def for_loading(sync: TableSync) -> TableSync:
     (a change feed may name thousands, and every batch's message would repeat them); loading
     and finishing need only the deleted ids and the cursor. Never list from it."""
     change = sync.change
-    if change is None or not change.record_ids:
+    if change is None or not (change.record_ids or change.value_ids):
         return sync
-    return sync.with_(change=replace(change, record_ids=()))
+    return sync.with_(change=replace(change, record_ids=(), value_ids=()))
 
 
 def load(warehouse: Warehouse, sync: TableSync, batch: Batch) -> BatchResult:
@@ -247,7 +248,8 @@ def plan_listing(extractor: TabularExtractor, warehouse: Warehouse, sync: TableS
         previous = None if options.replace else warehouse.sync_state(
             extractor.identity(), sync.table, source.name)
         try:
-            return changes.plan_change(extractor, sync, previous, source)
+            return changes.plan_change(extractor, sync, previous, source,
+                                       lambda ids: warehouse.live_ids(sync.table, ids))
         except webhook.ChangeFeedUnavailable as exc:
             log.warning("table %s: %s; using the next change source", sync.table.name, exc)
     return changes.plan_change(extractor, sync, None, None)

@@ -12,10 +12,18 @@ they list everything anyway, and leave the window's state as they always did.
   the full listing starts; the full merge stores ``{"source": "webhook", "webhook_id", "cursor"}``
   with the data, so a change made while the listing pages is read again by the next run.
 - With state: the payloads since the cursor are read (once per run, extractor and cursor, so the
-  tables of an in-process run share one read); the records created or changed are listed by
-  id (``byid`` phases, 100 ids a request), the destroyed ones travel as ``deleted_ids`` (soft
-  or hard deletes, as the run asks), and the read's end is the new cursor, committed with the
-  data (``Warehouse.finish_table``): a failed run leaves it where it was.
+  tables of an in-process run share one read). A record only changed in the window, whose
+  payloads carry every changed cell in a form that reads without doubt
+  (``app.extractors.webhook_cells``), and whose row the warehouse has (live), is updated
+  field by field from those cells (a ``values`` phase: pages of up to 100 records with the
+  same changed fields, made from the read, no request; ``ChangePlan.value_ids`` names them,
+  never their values). So a linked record's change that moves a rollup or lookup in
+  thousands of records costs no request. The other records created or changed are listed
+  by id (``byid`` phases, 100 ids a request), the destroyed ones travel as ``deleted_ids``
+  (soft or hard deletes, as the run asks), and the read's end is the new cursor, committed
+  with the data (``Warehouse.finish_table``): a failed run leaves it where it was. On
+  workers the task that pages the ``values`` phase after the first page reads the same
+  payloads again (the hook list and one request per 50 payloads, cut at the new cursor).
 - Field events need nothing of their own: every run reads the base's metadata, and the
   warehouse keys columns by field id (a renamed field keeps its column and values, a new one
   gets a column, a destroyed one's column is kept and retired). A field created with values
@@ -36,14 +44,16 @@ from datetime import UTC, datetime
 from typing import Any, Final
 from weakref import WeakKeyDictionary
 
-from app.contracts import TableSchema
+from app.contracts import Record, TableSchema
+from app.errors import SourceError
 from app.extractors.airtable import AirtableExtractor
-from app.extractors.base import TabularExtractor
+from app.extractors.base import Page, TabularExtractor
 from app.extractors.by_id import CHUNK as ID_CHUNK
 from app.extractors.changefeed import ChangeFeed, ChangeFeedUnavailable, FeedRead
 from app.extractors.changefold import TableChanges
-from app.sync.changes import FULL, SOURCES, ChangeSource
-from app.sync.plan import ChangePlan, RunOptions
+from app.extractors.webhook_cells import field_types, payload_values
+from app.sync.changes import FULL, SOURCES, ChangeSource, LiveRows
+from app.sync.plan import ChangePlan, RunOptions, TableSync
 from app.sync.states import WriteMode
 
 log = logging.getLogger(__name__)
@@ -100,7 +110,7 @@ class WebhookSource:
         return self._available
 
     def plan(self, schema: TableSchema, previous: dict[str, Any] | None,
-             options: RunOptions) -> ChangePlan | None:
+             options: RunOptions, live: LiveRows | None = None) -> ChangePlan | None:
         if not previous or previous.get("source") != WEBHOOK or not previous.get("webhook_id") \
                 or not previous.get("cursor"):
             # The first run with the feed: everything, from the hook's cursor taken now.
@@ -115,15 +125,56 @@ class WebhookSource:
                               hard_deletes=options.hard_deletes, resync=reason,
                               requests=self._spent())
         changes = read.table(schema.table.table_id)
-        record_ids = tuple(sorted(changes.upserted_ids))
+        carried = payload_values(field_types(schema), changes)
+        value_ids = tuple(sorted(live(carried) if live is not None and carried else ()))
+        record_ids = tuple(sorted(changes.upserted_ids - set(value_ids)))
         chunks = -(-len(record_ids) // ID_CHUNK)
         backfill = _backfill_fields(schema, changes)
-        phases = ("byid",) * chunks + (("computed",) if backfill else ())
+        # The values first: a worker's first page is made from this very read.
+        phases = (("values",) if value_ids else ()) + ("byid",) * chunks + \
+            (("computed",) if backfill else ())
         cursor = {"source": WEBHOOK, "webhook_id": read.webhook_id, "cursor": read.next_cursor}
         return ChangePlan(source=WEBHOOK, phases=phases, computed_fields=backfill, cursor=cursor,
                           previous=previous, hard_deletes=options.hard_deletes,
                           deleted_ids=tuple(sorted(changes.destroyed_ids)), record_ids=record_ids,
-                          requests=self._spent())
+                          requests=self._spent(), value_ids=value_ids)
+
+    def value_pages(self, sync: TableSync, offset: str | None) -> Iterator[Page]:
+        """The ``values`` phase of ``sync``'s plan from ``offset`` (records done): pages of up
+        to ``ID_CHUNK`` records changing the same fields, in a fixed order, from the payloads
+        between the plan's two cursors (this run's read, or the same payloads read again).
+
+        Raises:
+            SourceError: the payloads cannot be read again as the plan read them.
+        """
+        change = sync.change
+        if change is None or not change.previous:
+            raise ValueError("a values phase needs the table's change plan")
+        spent = self.feed.requests
+        read = self._read(str(change.previous["webhook_id"]), int(change.previous["cursor"]),
+                          until=int(change.cursor["cursor"]))
+        # The schema where the plan was made, the target's columns after the table was created.
+        types = field_types(sync.schema, sync.target.columns if sync.target else ())
+        changes = read.table(sync.table.table_id)
+        carried = payload_values(types, changes)
+        if read.lost or not set(change.value_ids) <= set(carried):
+            raise SourceError(f"the change feed's payloads of {sync.table.name!r} could not be "
+                              f"read again as planned ({read.reason or 'they differ'}): run again")
+        # Grouped by the changed fields' ids, as the payloads give them: the same order
+        # wherever the pages are made, so a listing resumes at a record offset.
+        order = sorted(change.value_ids, key=lambda i: (sorted(changes.changed_cells[i]), i))
+        start = int(offset or 0)
+        while start < len(order):
+            names = sorted(carried[order[start]])
+            end = start + 1
+            while end < min(len(order), start + ID_CHUNK) and \
+                    changes.changed_cells[order[end]].keys() == \
+                    changes.changed_cells[order[start]].keys():
+                end += 1
+            records: list[Record] = [{"id": i, "fields": carried[i]} for i in order[start:end]]
+            yield Page(records, str(end) if end < len(order) else None, fields=tuple(names),
+                       requests=self.feed.requests - spent)
+            spent, start = self.feed.requests, end
 
     def full_cursor(self, previous: dict[str, Any] | None, *,
                     prefer: str | None = None) -> dict[str, Any]:
@@ -144,13 +195,15 @@ class WebhookSource:
         spent, self._reported = self.feed.requests - self._reported, self.feed.requests
         return spent
 
-    def _read(self, webhook_id: str, since: int) -> FeedRead:
+    def _read(self, webhook_id: str, since: int, until: int | None = None) -> FeedRead:
         # The tables of one run usually share a cursor: one read serves them all. Payloads that
         # arrive after it belong to the next run.
         key = (webhook_id, since)
-        if key not in self._reads:
-            self._reads[key] = self.feed.read(webhook_id, since)
-        return self._reads[key]
+        known = self._reads.get(key)
+        if known is None or (until is not None and known.next_cursor != until):
+            bound = {} if until is None else {"until": until}
+            known = self._reads[key] = self.feed.read(webhook_id, since, **bound)
+        return known
 
 
 def candidates(extractor: TabularExtractor, mode: WriteMode, run_id: str) -> Iterator[ChangeSource]:
@@ -186,4 +239,12 @@ def _unknown_fields(schema: TableSchema, changes: TableChanges) -> str | None:
     return None
 
 
-__all__ = ["WEBHOOK", "ChangeFeedUnavailable", "WebhookSource", "candidates"]
+def value_pages(extractor: TabularExtractor, sync: TableSync, offset: str | None) -> Iterator[Page]:
+    """The ``values`` phase of ``sync`` (see ``WebhookSource.value_pages``)."""
+    source = WebhookSource.of(extractor, sync.run_id)
+    if source is None:
+        raise ValueError(f"a values phase needs an Airtable extractor, not {type(extractor).__name__}")
+    return source.value_pages(sync, offset)
+
+
+__all__ = ["WEBHOOK", "ChangeFeedUnavailable", "WebhookSource", "candidates", "value_pages"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from datetime import datetime
 from pathlib import Path
@@ -32,6 +32,8 @@ from app.warehouses.failures import masked_url, one_line, parse_url, scrub, tran
 
 #: Execution option that makes a SQLite transaction a reader (see ``sqlite.py``).
 READ_ONLY_OPTION = "conveyor_read_only"
+#: Ids per ``IN (…)`` query: well under every database's bound-parameter limit.
+_IN_CHUNK = 500
 
 
 class Warehouse(ABC):
@@ -368,6 +370,23 @@ class Warehouse(ABC):
             data = ddl.data_table(self, name, ())
             query = sa.select(data.c[naming.ID]).where(data.c[naming.DELETED_AT].is_not(None))
             return set(conn.execute(query).scalars())
+
+    def live_ids(self, table: TableRef, ids: Iterable[str]) -> set[str]:
+        """Which of ``ids`` have a row in ``table`` that is not marked deleted: the rows a
+        field-by-field update can change (a missing or deleted one needs its whole record)."""
+        wanted = sorted(set(ids))
+        name = self.table_name_for(table)
+        with self._reading(f"reading the rows of {table.name!r}") as conn:
+            if not wanted or name is None or not ddl.table_exists(conn, self, name):
+                return set()
+            data = ddl.data_table(self, name, ())
+            found: set[str] = set()
+            for start in range(0, len(wanted), _IN_CHUNK):
+                query = sa.select(data.c[naming.ID]).where(
+                    data.c[naming.ID].in_(wanted[start:start + _IN_CHUNK]),
+                    data.c[naming.DELETED_AT].is_(None))
+                found.update(conn.execute(query).scalars())
+            return found
 
     def retired_columns(self, sql_table: str) -> dict[str, str]:
         """field key → column of the columns whose field the source no longer has."""

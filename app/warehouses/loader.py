@@ -83,8 +83,9 @@ def _existing_ids(conn: sa.Connection, flavor: Flavor, target: TableTarget,
 
 def _load_fields(conn: sa.Connection, flavor: Flavor, target: TableTarget, batch: Batch) -> BatchResult:
     """A batch of some fields only (``Batch.fields``): update those columns of the rows that
-    exist; ``()`` (ids only) writes nothing. A record the table lacks is left for the
-    listing that gives all of its fields."""
+    exist, storing each value as a whole record's would be (``rows.cell``), and replace what
+    ``__unfit`` kept of those fields; ``()`` (ids only) writes nothing. A record the table
+    lacks is left for the listing that gives all of its fields."""
     wanted = set(batch.fields or ())
     columns = [c for c in target.columns if c.field_name in wanted]
     result = BatchResult(run_id=batch.run_id, table_id=batch.table.table_id,
@@ -92,23 +93,39 @@ def _load_fields(conn: sa.Connection, flavor: Flavor, target: TableTarget, batch
     if not columns:
         return result
     table = ddl.data_table(flavor, target.write_to, columns)
+    records = [r for r in batch.records if isinstance(r, dict) and isinstance(r.get("id"), str)]
+    kept_before = _unfit_of(conn, table, [r["id"] for r in records])
     params = []
-    for record in batch.records:
+    for record in records:
+        if record["id"] not in kept_before:
+            continue
         fields = record.get("fields") or {}
-        values: dict[str, Any] = {"__b_id": record.get("id")}
+        unfit = {k: v for k, v in (kept_before[record["id"]] or {}).items() if k not in wanted}
+        values: dict[str, Any] = {"__b_id": record["id"]}
         for number, col in enumerate(columns):
             value = fields.get(col.field_name)
-            stored = None
-            if value is not None:
-                stored, _ = rows.place(col, value, exact_floats=flavor.exact_floats)
-            values[f"__b_{number}"] = stored
+            values[f"__b_{number}"], keep = rows.cell(col, value, exact_floats=flavor.exact_floats)
+            if keep:
+                unfit[col.field_name] = value
+        values["__b_unfit"] = unfit or None
         params.append(values)
     if params:
+        assigned: dict[Any, Any] = {table.c[col.column]: sa.bindparam(f"__b_{number}")
+                    for number, col in enumerate(columns)}
+        assigned[table.c[naming.UNFIT]] = sa.bindparam("__b_unfit")
         stmt = (sa.update(table).where(table.c[naming.ID] == sa.bindparam("__b_id"))
-                .values({table.c[col.column]: sa.bindparam(f"__b_{number}")
-                         for number, col in enumerate(columns)}))
+                .values(assigned))
         conn.execute(stmt, params)
-    return dataclasses_replace(result, loaded=len(params))
+    # Counted as before: every record the batch gave (a missing row is not a rejection).
+    return dataclasses_replace(result, loaded=len(records))
+
+
+def _unfit_of(conn: sa.Connection, table: sa.Table, ids: list[str]) -> dict[str, Any]:
+    """``__unfit`` of each row of ``ids`` the table has (a missing row is not a key)."""
+    if not ids:
+        return {}
+    query = sa.select(table.c[naming.ID], table.c[naming.UNFIT]).where(table.c[naming.ID].in_(ids))
+    return {row_id: kept for row_id, kept in conn.execute(query)}
 
 
 @lru_cache(maxsize=32)

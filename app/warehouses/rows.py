@@ -78,12 +78,8 @@ class RowMaker:
     ) -> None:
         self.run_id = run_id
         self.allows_nul = allows_nul
-        # Airtable omits an unticked checkbox; only a boolean column can say False.
-        self._plan = [
-            (col.field_name, col.column, _placer(col, exact_floats),
-             False if col.source_type == kinds.CHECKBOX and col.kind == kinds.BOOLEAN else None)
-            for col in columns
-        ]
+        self._plan = [(col.field_name, col.column, _placer(col, exact_floats), _absent(col))
+                      for col in columns]
         self._mapped = frozenset(col.field_name for col in columns)
 
     def __call__(self, record: Record, *, packed: bool = False) -> dict[str, Any]:
@@ -159,6 +155,21 @@ def _placer(column: Column, exact_floats: bool) -> Placer:
         # (a formula's or rollup's object may be an error object: ``place`` looks)
         return lambda value, encodable: (value, False) if encodable else slow(value, encodable)
     return slow
+
+
+def cell(column: Column, value: Any, *, exact_floats: bool = True) -> tuple[Any, bool]:
+    """What ``column`` stores for a field's ``value`` (None or absent: empty), and whether
+    ``__unfit`` keeps the value: ``place``, or the column's empty value. Field-by-field updates
+    store values through this; ``RowMaker`` does the same for whole records."""
+    if value is None:
+        return _absent(column), False
+    return place(column, value, exact_floats=exact_floats)
+
+
+def _absent(column: Column) -> Any:
+    """What ``column`` holds for an empty or absent value: Airtable omits an unticked checkbox,
+    and only a boolean column can say False."""
+    return False if column.source_type == kinds.CHECKBOX and column.kind == kinds.BOOLEAN else None
 
 
 def place(

@@ -242,8 +242,8 @@ class InProcessRun:
                                                          last.cursor))
         restarts = 0
 
-        def on_page() -> None:
-            report.requests += 1
+        def on_page(requests: int) -> None:
+            report.requests += requests
 
         while last is None or not last.last:
             try:

@@ -24,6 +24,7 @@ from sandbox import (
     rename_and_retype,
     run_sandbox,
 )
+from sandbox.fields import SANDBOX_USER
 
 TOKEN = "sandbox-token"
 EVERYTHING = {"options": {
@@ -193,6 +194,26 @@ def test_record_writes_become_one_payload_per_transaction(api: Api, base: Sandbo
     assert sorted(gone) == sorted([created["id"], doomed])
     assert api.base(base.id).webhooks()[0].cursor_for_next_payload == 4
     assert list(hook.payloads(cursor=3))[0].base_transaction_number == numbers[2]
+
+
+def test_a_cleared_cell_is_null_and_collaborators_say_their_permission_level(
+        api: Api, base: SandboxBase) -> None:
+    """Airtable's "Cell value V2 or null by fieldId": a changed record's ``current`` holds its
+    changed cells only, a cleared one as null; collaborators carry ``permissionLevel`` only in
+    webhooks responses."""
+    hook = _hook(api, base.id)
+    table = api.table(base.id, "Clients")
+    ids = _ids(base, "Clients")
+    record = table.create({"Name": "Someone", "Notes": "to be cleared", "Quantity": 1})
+    table.update(record["id"], {"Notes": None, "Owner": {"id": SANDBOX_USER["id"]}})
+    listed = table.get(record["id"])["fields"]
+    change = list(hook.payloads())[1].changed_tables_by_id[base.table("Clients").id]  # type: ignore[union-attr]
+    cells = change.changed_records_by_id[record["id"]].current.cell_values_by_field_id
+    assert ids["Notes"] in cells and cells[ids["Notes"]] is None and "Notes" not in listed
+    assert ids["Quantity"] not in cells and ids["Name"] not in cells
+    owner = cells[ids["Owner"]]
+    assert owner["permissionLevel"] == "create"
+    assert {k: v for k, v in owner.items() if k != "permissionLevel"} == listed["Owner"]
 
 
 def test_an_upsert_that_creates_and_updates_is_one_transaction(api: Api,
