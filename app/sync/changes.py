@@ -35,10 +35,9 @@ window. Upserts are idempotent, so the overlap only re-reads a few records. Comp
 (formula, rollup, lookup, count) change without moving a record's modified time: every
 ``computed_every``-th run lists them for every record (and that listing finds deletes too);
 otherwise every ``deletes_every``-th run lists every id with one cheap field. The refresh
-updates only those fields' columns of rows that exist (``Batch.fields``); a record created
-since the records phase began waits for the next window, and ``__unfit`` keeps what the last
-whole-record write put there (a computed value that fits no column shows up on the record's
-next change or full listing).
+updates only those fields' columns of rows that exist (``Batch.fields``), and those fields'
+entries in ``__unfit`` (a value that fits no column lands there, as in a whole-record write); a
+record created since the records phase began waits for the next window.
 """
 
 from __future__ import annotations
