@@ -15,9 +15,10 @@ import os
 import re
 import shutil
 import subprocess
+import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -198,6 +199,52 @@ def container_events(project: str) -> Iterator[list[str]]:
             stamp, _, rest = line.partition(" ")
             start = start or int(stamp)
             lines.append(f"{(int(stamp) - start) / 1e9:7.1f}s {rest}")
+
+
+#: Run inside a container: every Celery process logs its threads' stacks (Celery's SIGUSR1).
+_STACKS_SCRIPT = (
+    "import os, signal\n"
+    "for pid in filter(str.isdigit, os.listdir('/proc')):\n"
+    "    try:\n"
+    "        if b'celery' in open(f'/proc/{pid}/cmdline', 'rb').read():\n"
+    "            os.kill(int(pid), signal.SIGUSR1)\n"
+    "    except OSError:\n"
+    "        pass\n"
+)
+_SESSIONS_SQL = ("SELECT pid, state, wait_event_type, wait_event, now() - xact_start AS xact_age,"
+                 " left(query, 160) FROM pg_stat_activity WHERE datname = current_database()")
+
+
+@contextlib.contextmanager
+def stall_witness(stack: ComposeStack, containers: Iterable[str], after: float) -> Iterator[list[str]]:
+    """If the block is still running ``after`` seconds in, what the ``containers`` still up are
+    doing: their Celery processes' thread stacks and log tails, and PostgreSQL's sessions (a
+    worker that outlives its stop grace period is otherwise only a SIGKILL in the events)."""
+    found: list[str] = []
+    done = threading.Event()
+
+    def witness() -> None:
+        if done.wait(after):
+            return
+        found.append(stack.compose("exec", "-T", "postgres", "sh", "-c",
+                                   f'psql -U "$POSTGRES_USER" -d "$POSTGRES_DB" -c "{_SESSIONS_SQL}"',
+                                   check=False, timeout=60).stdout)
+        running = [c for c in containers
+                   if docker("inspect", "--format", "{{.State.Running}}", c).strip() == "true"]
+        for cid in running:
+            subprocess.run(["docker", "exec", cid, "python", "-c", _STACKS_SCRIPT],
+                           capture_output=True, timeout=60)
+        time.sleep(3)
+        for cid in running:
+            found.append(f"--- {cid[:12]} still running; its log's end:\n{container_log(cid)[-12000:]}")
+
+    thread = threading.Thread(target=witness, daemon=True)
+    thread.start()
+    try:
+        yield found
+    finally:
+        done.set()
+        thread.join(timeout=120)
 
 
 def container_log(container: str) -> str:

@@ -24,6 +24,7 @@ from tests.deploy.compose_stack import (
     container_log,
     docker,
     engine_problem,
+    stall_witness,
     step_hosts,
     summary,
     tasks_ended,
@@ -182,12 +183,13 @@ def test_stop_lets_running_tasks_finish_within_the_grace_period(stack):
         assert time.monotonic() < deadline and stack.status(run_id)["state"] == "running"
         time.sleep(0.5)
     started = time.monotonic()
-    with container_events(stack.name) as events:
+    with container_events(stack.name) as events, \
+            stall_witness(stack, workers, after=grace - 60) as stalled:
         stack.compose("stop", timeout=grace + 120)
     took = time.monotonic() - started
     figure("docker compose stop during a run (s)", took)
     print("docker events during stop:\n" + "\n".join(events))
-    assert took < grace, "\n".join(events)
+    assert took < grace, "\n".join([*events, *stalled])
     for cid in workers:
         state = docker("inspect", "--format", "{{.State.ExitCode}} {{.State.OOMKilled}}", cid).split()
         log = container_log(cid)
