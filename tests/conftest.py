@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import uuid
+from urllib.parse import urlsplit, urlunsplit
 
 
 def _worker_redis_url(base: str, xdist_worker: str | None) -> str:
@@ -11,12 +12,12 @@ def _worker_redis_url(base: str, xdist_worker: str | None) -> str:
     so parallel workers never flush or read each other's queues."""
     if not xdist_worker:
         return base
-    head, _, db = base.rpartition("/")
-    number = int(db or 0) + int(xdist_worker.removeprefix("gw"))
+    parts = urlsplit(base)
+    number = int(parts.path.strip("/") or 0) + int(xdist_worker.removeprefix("gw"))
     if number > 15:
         raise RuntimeError(f"CONVEYOR_TEST_REDIS_URL={base}: too few Redis databases for "
                            f"xdist worker {xdist_worker}; use a lower database number or fewer -n")
-    return f"{head}/{number}"
+    return urlunsplit(parts._replace(path=f"/{number}"))
 
 
 # Tests talk to their own Redis database; set before anything imports the Celery app.
