@@ -12,6 +12,7 @@ are taken falls back to the window. Helpers come from the window source's tests.
 
 from __future__ import annotations
 
+import os
 import re
 import time
 from collections.abc import Iterator
@@ -43,7 +44,8 @@ from tests.support.workers import WorkerProcess
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
-SMALL = {"Clients": 20, "Orders": 400}  # change_the_base deletes orders 300-309
+# change_the_base deletes orders 300-309; CONVEYOR_TEST_INCREMENTAL_ORDERS raises the size
+SMALL = {"Clients": 20, "Orders": int(os.environ.get("CONVEYOR_TEST_INCREMENTAL_ORDERS", "400"))}
 SOURCE = f"airtable:{BASE}"
 
 
