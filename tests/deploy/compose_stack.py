@@ -226,9 +226,10 @@ def stall_witness(stack: ComposeStack, containers: Iterable[str], after: float) 
     def witness() -> None:
         if done.wait(after):
             return
-        found.append(stack.compose("exec", "-T", "postgres", "sh", "-c",
-                                   f'psql -U "$POSTGRES_USER" -d "$POSTGRES_DB" -c "{_SESSIONS_SQL}"',
-                                   check=False, timeout=60).stdout)
+        sessions = stack.compose("exec", "-T", "postgres", "sh", "-c",
+                                 f'psql -U "$POSTGRES_USER" -d "$POSTGRES_DB" -c "{_SESSIONS_SQL}"',
+                                 check=False, timeout=60)
+        found.append(f"--- PostgreSQL sessions:\n{sessions.stdout}{sessions.stderr}")
         running = [c for c in containers
                    if docker("inspect", "--format", "{{.State.Running}}", c).strip() == "true"]
         for cid in running:
