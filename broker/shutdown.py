@@ -11,11 +11,14 @@ waits for that process until it is killed (docker compose's 330 s grace period).
 
 from __future__ import annotations
 
+import logging
 import time
 from typing import Any
 
 from celery import bootsteps
 from celery.concurrency import asynpool
+
+log = logging.getLogger(__name__)
 
 #: How long a pool process may take to acknowledge a task once it has the whole message
 #: (it does so at once; this only bounds a process that is stuck).
@@ -52,3 +55,5 @@ def finish_started_writes(pool: Any, accept_wait: float = ACCEPT_WAIT_SECONDS) -
         deadline = time.monotonic() + accept_wait
         while not job._accepted and process._is_alive() and time.monotonic() < deadline:
             pool.process_flush_queues(process)
+        log.info("warm shutdown: finished writing a task to pool process %s (%s)", process.pid,
+                 "accepted" if job._accepted else "not accepted")
