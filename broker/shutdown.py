@@ -20,8 +20,8 @@ from celery.concurrency import asynpool
 
 log = logging.getLogger(__name__)
 
-#: How long a pool process may take to acknowledge a task once it has the whole message
-#: (it does so at once; this only bounds a process that is stuck).
+#: How long the pool processes may take, in all, to acknowledge the tasks handed to them
+#: (each does so at once; this only bounds a process that is stuck).
 ACCEPT_WAIT_SECONDS = 10.0
 
 
@@ -29,10 +29,12 @@ class FinishPoolWrites(bootsteps.StartStopStep):  # Celery is untyped: Any to my
     """On warm shutdown, finish handing over the tasks the pool had begun to write.
 
     The worker closes its steps in start order: this one after the pool it requires (which
-    then writes nothing new) and before the consumer, whose close forgets every task a pool
-    process has not acknowledged. So here each started message is written to the end and
-    its process's acknowledgement read: the task then runs to its end like any task already
-    running, and the pool process exits.
+    then writes nothing new) and before the consumer, whose close forgets every task whose
+    pool process's acknowledgement has not been read, and with it the rest of a message
+    begun. So here each begun message is written to the end, and the acknowledgement of
+    every task handed over is read: such a task runs to its end like any task already
+    running, its result is read (a pool process whose result is never read waits 30 s before
+    it exits), and the pool process exits.
     """
 
     requires = {"celery.worker.components:Pool"}
@@ -40,20 +42,23 @@ class FinishPoolWrites(bootsteps.StartStopStep):  # Celery is untyped: Any to my
     def close(self, worker: Any) -> None:
         pool = getattr(worker.pool, "_pool", None)
         if isinstance(pool, asynpool.AsynPool):
-            finish_started_writes(pool)
+            finish_handing_over(pool)
 
 
-def finish_started_writes(pool: Any, accept_wait: float = ACCEPT_WAIT_SECONDS) -> None:
+def finish_handing_over(pool: Any, accept_wait: float = ACCEPT_WAIT_SECONDS) -> None:
     """Write the rest of each task message ``pool`` has begun to write to a pool process, and
-    read that process's acknowledgement of it; messages not begun stay unwritten."""
+    read the acknowledgements of the tasks handed over; messages not begun stay unwritten
+    (the consumer forgets their tasks, and the broker delivers them again)."""
+    deadline = time.monotonic() + accept_wait
     for job in list(pool._cache.values()):
         writer = asynpool._get_job_writer(job)
-        if writer is None or writer not in pool._active_writers or asynpool.gen_not_started(writer):
-            continue
-        process = job._write_to
-        pool._flush_writer(process, writer)
-        deadline = time.monotonic() + accept_wait
-        while not job._accepted and process._is_alive() and time.monotonic() < deadline:
+        if writer is not None and writer in pool._active_writers:
+            if asynpool.gen_not_started(writer):
+                continue
+            pool._flush_writer(job._write_to, writer)
+            log.info("warm shutdown: finished writing a task to pool process %s",
+                     job._write_to.pid)
+        process = getattr(job, "_write_to", None)
+        while (process is not None and not job._accepted and process._is_alive()
+               and time.monotonic() < deadline):
             pool.process_flush_queues(process)
-        log.info("warm shutdown: finished writing a task to pool process %s (%s)", process.pid,
-                 "accepted" if job._accepted else "not accepted")
