@@ -16,7 +16,7 @@ import pytest
 from pyairtable import Api
 
 from app.contracts import TableRef
-from sandbox import SandboxConfig, build_base, run_sandbox
+from sandbox import build_base, run_sandbox
 from tests.integration.test_incremental import (
     BASE,
     CLIENT_COMPUTED,
@@ -24,6 +24,7 @@ from tests.integration.test_incremental import (
     differences,
     make_warehouse,
     table_report,
+    window_only,
 )
 from tests.support.fixtures import TOKEN
 
@@ -37,7 +38,7 @@ def test_an_incremental_run_with_its_delete_listing_costs_at_most_10_percent_of_
         tmp_path):
     base = build_base(BASE, {"Orders": ORDERS}, seed=27)
     warehouse = make_warehouse("sqlite", tmp_path, "")
-    config = SandboxConfig(token=TOKEN, requests_per_second=0, webhooks_allowed=False)
+    config = window_only()
     with run_sandbox([base], config) as sandbox:
         sandbox.stats.keep_log()
         api = Api(TOKEN, endpoint_url=sandbox.url)

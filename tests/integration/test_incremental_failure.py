@@ -20,7 +20,7 @@ from app.extractors import AirtableExtractor
 from app.warehouses import Warehouse
 from app.workflows import ETLWorkflow
 from broker.producer import enqueue
-from sandbox import SandboxConfig, build_base, run_sandbox
+from sandbox import build_base, run_sandbox
 from tests.conftest import TEST_REDIS_URL
 from tests.integration.test_incremental import (
     BASE,
@@ -29,6 +29,7 @@ from tests.integration.test_incremental import (
     differences,
     make_warehouse,
     table_report,
+    window_only,
 )
 from tests.integration.test_incremental_kill import every_row_once
 from tests.integration.test_incremental_paging import before_the_windows_second_page
@@ -59,7 +60,7 @@ def test_a_run_whose_token_is_revoked_mid_listing_moves_no_cursor_and_loses_noth
         redis.Redis.from_url(TEST_REDIS_URL).flushdb()
     base = build_base(BASE, TABLES, seed=28)
     warehouse = make_warehouse(backend, tmp_path, pg_schema)
-    config = SandboxConfig(token=TOKEN, requests_per_second=0, webhooks_allowed=False)
+    config = window_only()
     with run_sandbox([base], config) as sandbox:
         api = Api(TOKEN, endpoint_url=sandbox.url)
         orders = api.table(BASE, "Orders")

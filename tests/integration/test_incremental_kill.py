@@ -22,7 +22,7 @@ from app.settings import reload_settings
 from app.warehouses import Warehouse
 from app.workflows import ETLWorkflow
 from broker.producer import enqueue
-from sandbox import SandboxConfig, build_base, run_sandbox
+from sandbox import build_base, run_sandbox
 from tests.conftest import TEST_REDIS_URL
 from tests.integration.test_incremental import (
     BASE,
@@ -31,6 +31,7 @@ from tests.integration.test_incremental import (
     differences,
     make_warehouse,
     table_report,
+    window_only,
 )
 from tests.support.fixtures import TOKEN
 from tests.support.waiting import wait_for
@@ -77,7 +78,7 @@ def test_a_load_worker_killed_mid_incremental_run_moves_no_cursor_early_and_lose
     redis.Redis.from_url(TEST_REDIS_URL).flushdb()
     base = build_base(BASE, TABLES, seed=26)
     warehouse = make_warehouse(backend, tmp_path, pg_schema)
-    config = SandboxConfig(token=TOKEN, requests_per_second=0, webhooks_allowed=False)
+    config = window_only()
     with run_sandbox([base], config) as sandbox:
         api = Api(TOKEN, endpoint_url=sandbox.url)
         runner = Driver("workers", sandbox, warehouse, tmp_path)

@@ -22,7 +22,7 @@ from pyairtable import Api
 
 from app.contracts import TableRef
 from app.sync.changes import OVERLAP_SECONDS, parse_time
-from sandbox import SandboxConfig, build_base, run_sandbox
+from sandbox import build_base, run_sandbox
 from sandbox import errors as sandbox_errors
 from sandbox import handler as sandbox_handler
 from sandbox.clock import CLOCK
@@ -35,6 +35,7 @@ from tests.integration.test_incremental import (
     differences,
     make_warehouse,
     table_report,
+    window_only,
 )
 from tests.support.fixtures import TOKEN
 
@@ -79,7 +80,7 @@ def test_records_modified_while_the_window_pages_land_by_the_next_run(driver, of
     base = build_base(BASE, TABLES, seed=31)
     warehouse = make_warehouse("sqlite", tmp_path, "")
     # No webhooks: the window is the change source under test.
-    config = SandboxConfig(token=TOKEN, requests_per_second=0, webhooks_allowed=False)
+    config = window_only()
     with run_sandbox([base], config) as sandbox:
         api = Api(TOKEN, endpoint_url=sandbox.url)
         orders = api.table(BASE, "Orders")
