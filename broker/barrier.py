@@ -38,24 +38,38 @@ local function complete(sync, prefix)
   end
   return redis.call('HSETNX', sync, 'closed', 'finishing')
 end
+
+-- Completing the table and recording its finish step as the table's only resume point are
+-- one step: a worker killed between the two would leave a table that is closed (its batches
+-- redelivered are skipped) with nothing for the recovery sweep to send again.
+local function completed(sync, prefix, finish)
+  local done = complete(sync, prefix)
+  if done == 1 and finish ~= '' then
+    local parts = tonumber(redis.call('HGET', sync, 'partitions') or '1')
+    for p = 1, parts - 1 do redis.call('HDEL', sync, 'resume:p' .. p) end
+    redis.call('HSET', sync, 'resume', finish)
+  end
+  return done
+end
 """
 
 # KEYS: sync hash, loaded set of the batch's listing and epoch, pending hash;
-# ARGV: key prefix, batch_no.
+# ARGV: key prefix, batch_no, the finish step ('' for none).
 _MARK_LOADED = _COMPLETE + """
 redis.call('SADD', KEYS[2], ARGV[2])
 redis.call('HDEL', KEYS[3], ARGV[2])
 local t = redis.call('TIME')
 redis.call('HSET', KEYS[1], 'progress_at', t[1])
-return complete(KEYS[1], ARGV[1])
+return completed(KEYS[1], ARGV[1], ARGV[3])
 """
 
-# KEYS: sync hash; ARGV: key prefix, expected batch count, epoch, field suffix of the listing.
+# KEYS: sync hash; ARGV: key prefix, expected batch count, epoch, field suffix of the listing,
+# the finish step ('' for none).
 _MARK_EXTRACTED = _COMPLETE + """
 redis.call('HSET', KEYS[1], 'expected' .. ARGV[4], ARGV[2], 'epoch' .. ARGV[4], ARGV[3])
 local t = redis.call('TIME')
 redis.call('HSET', KEYS[1], 'progress_at', t[1])
-return complete(KEYS[1], ARGV[1])
+return completed(KEYS[1], ARGV[1], ARGV[5])
 """
 
 # KEYS: done set, run hash; ARGV: table id, number of tables. 1 for the last table only.
@@ -110,23 +124,27 @@ class Barrier:
         self._expire(key)
         return chosen
 
-    def mark_loaded(self, run_id: str, table_id: str, batch_no: int) -> bool:
-        """Record a loaded batch; True when it was the table's last (send its finish step)."""
+    def mark_loaded(self, run_id: str, table_id: str, batch_no: int,
+                    finish: dict[str, Any] | None = None) -> bool:
+        """Record a loaded batch; True when it was the table's last (send its finish step).
+        ``finish`` (``{"task", "args"}``) becomes the table's resume point when it was."""
         epoch, part = rules.epoch_of(batch_no), rules.partition_of(batch_no)
         keys = [self._key(run_id, table_id, "sync"),
                 self._key(run_id, table_id, f"loaded:{epoch}{_suffix(part)}"),
                 self._key(run_id, table_id, "pending")]
-        done = bool(self._mark_loaded(keys=keys, args=[self._key(run_id, table_id, ""), batch_no]))
+        done = bool(self._mark_loaded(
+            keys=keys, args=[self._key(run_id, table_id, ""), batch_no, _step(finish)]))
         self._expire(*keys[:2])
         return done
 
     def mark_extracted(self, run_id: str, table_id: str, epoch: int, batches: int,
-                       partition: int = 0) -> bool:
+                       partition: int = 0, finish: dict[str, Any] | None = None) -> bool:
         """Record that the listing (of ``partition``) ended with ``batches`` batches in
-        ``epoch``; True when that completed the table (send the table's finish step)."""
+        ``epoch``; True when that completed the table (send the table's finish step, which
+        ``finish`` names: it becomes the table's resume point then)."""
         keys = [self._key(run_id, table_id, "sync")]
         done = bool(self._mark_extracted(keys=keys, args=[
-            self._key(run_id, table_id, ""), batches, epoch, _suffix(partition)]))
+            self._key(run_id, table_id, ""), batches, epoch, _suffix(partition), _step(finish)]))
         self._expire(*keys)
         return done
 
@@ -195,3 +213,7 @@ def _suffix(partition: int) -> str:
     """How the keys and fields of partition ``partition``'s listing end ('' for the first
     partition, so a table listed whole keeps the names it always had)."""
     return f":p{partition}" if partition else ""
+
+
+def _step(step: dict[str, Any] | None) -> str:
+    return json.dumps(step) if step else ""

@@ -108,13 +108,15 @@ def _recover(run: dict[str, Any], now: datetime, recover_after: float, store: Ru
         _send("conveyor.finish_run", run_id)
         store.update_run(run_id, last_seen_at=datetime.now(UTC).isoformat(timespec="milliseconds"))
         return True
-    for table in unfinished:
-        _recover_table(run_id, table["table"]["table_id"], barrier)
+    resent = sum(_recover_table(run_id, table["table"]["table_id"], barrier) for table in unfinished)
+    if not resent:  # nothing left to send again is no sign of life: let the stall verdict fail it
+        return False
     store.update_run(run_id, last_seen_at=datetime.now(UTC).isoformat(timespec="milliseconds"))
     return True
 
 
-def _recover_table(run_id: str, table_id: str, barrier: Barrier) -> None:
+def _recover_table(run_id: str, table_id: str, barrier: Barrier) -> int:
+    """Send the table's resume steps and unloaded batch copies again; returns how many."""
     state = barrier.state(run_id, table_id)
     pending = barrier.pending(run_id, table_id)
     resumes = state.get("resumes") or []  # one per listing: a partitioned table has several
@@ -126,10 +128,14 @@ def _recover_table(run_id: str, table_id: str, barrier: Barrier) -> None:
             sync = TableSync.from_json(args[0])
             args = [sync.with_(listing=_resumed(sync)).to_json(), *args[1:]]
         _send(resume["task"], *args)
+    if not pending and not resumes:
+        log.info("run %s table %s quiet, with nothing to send again", run_id, table_id)
+        return 0
     count = barrier.count_recovery(run_id, table_id, len(pending))
     log.warning("run %s table %s quiet: sent again %s and %d unloaded batches (recovery %d)",
                 run_id, table_id, ", ".join(r["task"] for r in resumes) or "no step",
                 len(pending), count)
+    return len(pending) + len(resumes)
 
 
 def _resumed(sync: TableSync) -> Listing:

@@ -14,7 +14,7 @@ from app.extractors.base import TabularExtractor
 from app.extractors.partitions import CreatedWindow
 from app.registry import workflow_class
 from app.sync import rules, steps
-from app.sync.plan import Listing, RunPlan, TableSync
+from app.sync.plan import RunPlan, TableSync
 from app.sync.states import RunState, TableState
 from app.warehouses import Warehouse
 from broker import policies
@@ -29,7 +29,7 @@ from workers.context import (
     overlap_guard,
     status_store,
 )
-from workers.handoff import SyncTask, cancelled, end_table, hand_on, send
+from workers.handoff import SyncTask, cancelled, end_table, finish_step, hand_on, send, send_step
 
 log = logging.getLogger(__name__)
 
@@ -208,6 +208,7 @@ def _extracted(sync: TableSync, last_batch_no: int) -> dict[str, Any]:
     epoch, batches = rules.epoch_of(last_batch_no), rules.batch_count(last_batch_no)
     run_id, table_id, part = sync.run_id, sync.table.table_id, sync.listing.partition_index
     barrier().set_resume(run_id, table_id, None, [], partition=part)
-    if barrier().mark_extracted(run_id, table_id, epoch, batches, part):
-        hand_on(sync.with_(listing=Listing()), "conveyor.finish_table")
+    finish = finish_step(sync)
+    if barrier().mark_extracted(run_id, table_id, epoch, batches, part, finish):
+        send_step(sync, finish)
     return {"state": "extracted", "batches": batches}

@@ -17,7 +17,7 @@ from celery.exceptions import SoftTimeLimitExceeded
 from kombu.exceptions import EncodeError
 
 from app.errors import ConveyorError, TransientError
-from app.sync.plan import TableSync
+from app.sync.plan import Listing, TableSync
 from app.sync.states import FINAL_RUN_STATES, RunState, TableState
 from broker import policies
 from broker.celery_app import celery_app
@@ -104,6 +104,18 @@ def hand_on(sync: TableSync, task: str, *extra: Any) -> None:
                          partition=sync.listing.partition_index)
     keep_alive(sync.run_id)
     send(task, *args)
+
+
+def finish_step(sync: TableSync) -> dict[str, Any]:
+    """The table's finish step, for the barrier to record as the table's resume point in the
+    same step that completes the table."""
+    return {"task": "conveyor.finish_table", "args": [sync.with_(listing=Listing()).to_json()]}
+
+
+def send_step(sync: TableSync, step: dict[str, Any]) -> None:
+    """Send a step already recorded as the table's resume point."""
+    keep_alive(sync.run_id)
+    send(step["task"], *step["args"])
 
 
 def end_table(sync: TableSync, state: TableState, error: str | None = None) -> None:

@@ -8,12 +8,12 @@ from typing import Any
 
 from app.contracts import Batch
 from app.sync import rules, steps
-from app.sync.plan import Listing, TableSync
+from app.sync.plan import TableSync
 from app.sync.states import TableState
 from broker import batch_latency
 from broker.celery_app import celery_app
 from workers.context import barrier, build_warehouse, keep_alive, status_store
-from workers.handoff import SyncTask, cancelled, end_table, hand_on
+from workers.handoff import SyncTask, cancelled, end_table, finish_step, hand_on, send_step
 
 
 @celery_app.task(name="conveyor.create_table", base=SyncTask, bind=True)
@@ -43,8 +43,9 @@ def create_table(
     barrier().mark_loaded(sync.run_id, sync.table.table_id, first_batch.batch_no)  # its listing goes on
     if first["last"]:
         part = sync.listing.partition_index
-        if barrier().mark_extracted(sync.run_id, sync.table.table_id, 0, 1, part):
-            hand_on(sync.with_(listing=Listing()), "conveyor.finish_table")
+        finish = finish_step(sync)
+        if barrier().mark_extracted(sync.run_id, sync.table.table_id, 0, 1, part, finish):
+            send_step(sync, finish)
         return {"state": "ok", "batches": 1}
     hand_on(sync.with_(listing=rules.advanced(sync.listing, first_batch.batch_no, first["cursor"])),
             "conveyor.extract_table")
@@ -63,8 +64,9 @@ def load_batch(self: SyncTask, sync_json: dict[str, Any], batch_json: dict[str, 
         return {"state": "cancelled", "batch_no": batch.batch_no}
     keep_alive(sync.run_id)
     result = _load(self, sync, batch)
-    if barrier().mark_loaded(sync.run_id, sync.table.table_id, batch.batch_no):
-        hand_on(sync.with_(listing=Listing()), "conveyor.finish_table")
+    finish = finish_step(sync)
+    if barrier().mark_loaded(sync.run_id, sync.table.table_id, batch.batch_no, finish):
+        send_step(sync, finish)
     return {"state": "ok", "batch_no": batch.batch_no, "loaded": result.loaded,
             "rejected": len(result.rejected), "replayed": result.replayed}
 

@@ -101,3 +101,20 @@ def test_each_partition_keeps_its_own_resume_point(redis_url):
                                                                        [{"p": 2}]]
     barrier.set_resume("r", "t", None, [], partition=1)  # partition 1's listing ended
     assert [r["args"] for r in barrier.state("r", "t")["resumes"]] == [[{"p": 0}], [{"p": 2}]]
+
+
+def test_the_call_that_completes_a_table_records_its_finish_step_as_the_only_resume(redis_url):
+    barrier = Barrier(redis_client(redis_url))
+    finish = {"task": "conveyor.finish_table", "args": [{"sync": 1}]}
+    barrier.claim_partitions("r", "t", _windows(2))
+    barrier.set_resume("r", "t", "conveyor.extract_table", [{"p": 1}], partition=1)
+    assert not barrier.mark_extracted("r", "t", 0, 1, 0, finish)
+    assert barrier.state("r", "t")["resumes"] == [{"task": "conveyor.extract_table",
+                                                   "args": [{"p": 1}]}]
+    assert not barrier.mark_loaded("r", "t", 0, finish)  # partition 1 is still listing
+    assert barrier.mark_extracted("r", "t", 0, 0, 1, finish)
+    assert barrier.state("r", "t")["resumes"] == [finish]
+    barrier.set_resume("r", "t", "conveyor.extract_table", [{"late": 1}])
+    assert not barrier.mark_loaded("r", "t", 0, finish)  # a redelivery does not record it again
+    assert barrier.state("r", "t")["resumes"] == [{"task": "conveyor.extract_table",
+                                                   "args": [{"late": 1}]}]

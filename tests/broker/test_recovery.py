@@ -100,3 +100,37 @@ def test_a_run_whose_tables_all_ended_is_finished_again(redis_url, sent):
     store.update_table("ended", "tblA", state="succeeded")
     recovery.sweep(stalled_after=3600, recover_after=60)
     assert sent == [("conveyor.finish_run", ("ended",))]
+
+
+def test_a_table_whose_last_batch_landed_but_whose_finish_was_never_sent_is_finished(
+        redis_url, sent):
+    """A load worker killed between completing the table and sending its finish step: the
+    batch's redelivery is skipped (the table is closed), so the sweep must send the finish."""
+    from app.contracts import TableRef
+
+    client = redis_client(redis_url)
+    store, barrier = RunStatus(client), Barrier(client)
+    running_run(store, "killed", ETL_SPEC, 120)
+    store.set_tables("killed", [TableRef("airtable", "tblA", "A")])
+    store.update_table("killed", "tblA", state="running")
+    finish = {"task": "conveyor.finish_table", "args": [{"sync": 1}]}
+    barrier.set_resume("killed", "tblA", None, [])  # its listing ended
+    assert not barrier.mark_extracted("killed", "tblA", 0, 2, 0, finish)
+    barrier.mark_loaded("killed", "tblA", 0, finish)
+    assert barrier.mark_loaded("killed", "tblA", 1, finish)  # ... and the worker dies here
+
+    assert recovery.sweep(stalled_after=3600, recover_after=60)["recovered"] == ["killed"]
+    assert sent == [("conveyor.finish_table", ({"sync": 1},))]
+
+
+def test_a_quiet_run_with_nothing_to_send_again_is_not_kept_alive(redis_url, sent):
+    from app.contracts import TableRef
+
+    store = RunStatus(redis_client(redis_url))
+    running_run(store, "stuck", ETL_SPEC, 120)
+    store.set_tables("stuck", [TableRef("airtable", "tblA", "A")])
+    store.update_table("stuck", "tblA", state="running")
+    seen = store.get("stuck")["last_seen_at"]
+    assert recovery.sweep(stalled_after=3600, recover_after=60) == {"recovered": [], "failed": []}
+    assert sent == [] and store.get("stuck")["last_seen_at"] == seen
+    assert recovery.sweep(stalled_after=100, recover_after=60)["failed"] == ["stuck"]
