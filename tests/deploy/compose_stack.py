@@ -158,8 +158,27 @@ class ComposeStack:
                 return current
             assert time.monotonic() < deadline, (
                 f"run {run_id} still {current['state']} after {timeout}s: "
-                f"{summary(current)}\n{self.logs('worker-extract', 'worker-load')[-5000:]}")
+                f"{summary(current)}\n{self.stuck_report(run_id)}\n"
+                f"{self.logs('worker-extract', 'worker-load')[-5000:]}")
             time.sleep(3)  # each poll starts a Python process in the container
+
+    def stuck_report(self, run_id: str) -> str:
+        """Why a run may not move: each table's barrier counters (resume steps by task name
+        only) and the workers' warnings and errors, which the log tail may not reach."""
+        def redis_cli(*args: str) -> str:
+            return self.compose("exec", "-T", "redis", "redis-cli", *args, check=False).stdout
+
+        lines = []
+        for key in redis_cli("--scan", "--pattern", f"conveyor:run:{run_id}:table:*:sync").split():
+            fields = redis_cli("HGETALL", key).splitlines()
+            counters = dict(zip(fields[::2], fields[1::2], strict=False))
+            for name, value in counters.items():
+                if name.startswith("resume") and value:
+                    counters[name] = json.loads(value).get("task", "?")
+            lines.append(f"barrier {key}: {counters}")
+        noteworthy = [line for line in self.logs("worker-extract", "worker-load", "beat").splitlines()
+                      if "WARNING" in line or "ERROR" in line]
+        return "\n".join([*lines, "worker warnings and errors:", *noteworthy[-40:]])
 
     def landed(self) -> dict[str, Any]:
         """Per table: records in the sandbox, rows in the warehouse, and every difference."""
