@@ -17,7 +17,8 @@ from pyairtable import Api
 
 from app.contracts import TableRef
 from sandbox import build_base, run_sandbox
-from tests.integration.test_incremental import (
+from tests.support.fixtures import TOKEN
+from tests.support.incremental import (
     BASE,
     CLIENT_COMPUTED,
     Driver,
@@ -26,7 +27,6 @@ from tests.integration.test_incremental import (
     table_report,
     window_only,
 )
-from tests.support.fixtures import TOKEN
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -38,8 +38,7 @@ def test_an_incremental_run_with_its_delete_listing_costs_at_most_10_percent_of_
         tmp_path):
     base = build_base(BASE, {"Orders": ORDERS}, seed=27)
     warehouse = make_warehouse("sqlite", tmp_path, "")
-    config = window_only()
-    with run_sandbox([base], config) as sandbox:
+    with run_sandbox([base], window_only()) as sandbox:
         sandbox.stats.keep_log()
         api = Api(TOKEN, endpoint_url=sandbox.url)
         runner = Driver("in-process", sandbox, warehouse, tmp_path)

@@ -11,33 +11,29 @@ answered) would then start after those changes and miss them.
 
 from __future__ import annotations
 
-import contextlib
 import time
-from collections.abc import Iterator
-from typing import Any
 
 import pytest
-import redis
 from pyairtable import Api
 
 from app.contracts import TableRef
 from app.sync.changes import OVERLAP_SECONDS, parse_time
 from sandbox import build_base, run_sandbox
 from sandbox import errors as sandbox_errors
-from sandbox import handler as sandbox_handler
 from sandbox.clock import CLOCK
-from tests.conftest import TEST_REDIS_URL
-from tests.integration.test_incremental import (
+from tests.support.fixtures import TOKEN
+from tests.support.incremental import (
     BASE,
     CLIENT_COMPUTED,
     ROLLUP,
+    SOURCE,
     Driver,
+    before_the_windows_second_page,
     differences,
     make_warehouse,
     table_report,
     window_only,
 )
-from tests.support.fixtures import TOKEN
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -46,42 +42,15 @@ TABLES = {"Clients": 10, "Orders": 600}
 UPDATED = 250
 
 
-@contextlib.contextmanager
-def before_the_windows_second_page(table_id: str, write: Any) -> Iterator[list[Any]]:
-    """Call ``write(first_page_ids)`` once, when the sandbox is asked for the second page of a
-    ``LAST_MODIFIED_TIME()`` listing of ``table_id``: its first page has been answered."""
-    real_dispatch, first_page, seen = sandbox_handler.dispatch, [], []
-
-    def dispatch(state: Any, method: str, where: Any, params: dict[str, list[str]],
-                 body: Any) -> tuple[int, Any]:
-        query = {k: v[-1] for k, v in params.items()} | (body if isinstance(body, dict) else {})
-        listing = where.kind in ("list", "list_post") and where.table in (table_id, "Orders")
-        if listing and first_page and not seen and query.get("offset"):
-            seen.append(first_page[0])
-            write(first_page[0])
-        status, payload = real_dispatch(state, method, where, params, body)
-        window = "LAST_MODIFIED_TIME" in str(query.get("filterByFormula", ""))
-        if listing and window and status == 200 and not first_page:
-            first_page.append([r["id"] for r in payload["records"]])
-        return status, payload
-
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(sandbox_handler, "dispatch", dispatch)
-        yield seen
-
-
 @pytest.mark.timeout(600)
 @pytest.mark.parametrize("offset_expires", [False, True], ids=["paged", "offset-expired"])
 @pytest.mark.parametrize("driver", ["in-process", "workers"])
 def test_records_modified_while_the_window_pages_land_by_the_next_run(driver, offset_expires,
                                                                       tmp_path):
-    if driver == "workers":
-        redis.Redis.from_url(TEST_REDIS_URL).flushdb()
     base = build_base(BASE, TABLES, seed=31)
     warehouse = make_warehouse("sqlite", tmp_path, "")
     # No webhooks: the window is the change source under test.
-    config = window_only()
-    with run_sandbox([base], config) as sandbox:
+    with run_sandbox([base], window_only()) as sandbox:
         api = Api(TOKEN, endpoint_url=sandbox.url)
         orders = api.table(BASE, "Orders")
         table_id = orders.schema().id
@@ -120,7 +89,7 @@ def test_records_modified_while_the_window_pages_land_by_the_next_run(driver, of
             report = table_report(during, "Orders")
             assert (report["change_source"], report["state"]) == ("window", "succeeded")
             assert report["loaded"] >= UPDATED  # the window's listing paged past its first page
-            window = warehouse.sync_state(f"airtable:{BASE}", ref, "window")
+            window = warehouse.sync_state(SOURCE, ref, "window")
             assert window is not None
             # The window ends where the listing's first answer was, before the changes.
             assert parse_time(window["until"]).timestamp() * 1000 \

@@ -7,7 +7,8 @@ changed under a rollup) one incremental run lands all of it: live rows equal the
 deleted rows have ``__deleted_at`` and nothing else does. A lost feed (expired, deleted,
 payloads past retention) re-syncs the table once, says so, and the feed resumes; a failed run
 leaves the cursor where it was. Hard deletes go through the feed too; a base whose 10 webhooks
-are taken falls back to the window. Helpers come from the window source's tests.
+are taken falls back to the window. Helpers are shared with the window source's tests
+(tests/support/incremental.py).
 """
 
 from __future__ import annotations
@@ -20,33 +21,29 @@ from typing import Any
 from urllib.parse import unquote_plus
 
 import pytest
-import redis
 from pyairtable import Api
 
 from app.contracts import TableRef
 from app.errors import WarehouseError
-from app.extractors import AirtableExtractor
 from app.warehouses import Warehouse
-from app.workflows import ETLWorkflow
-from broker.producer import enqueue
 from sandbox import CLOCK, SandboxConfig, build_base, run_sandbox
-from tests.conftest import TEST_REDIS_URL
-from tests.integration.test_incremental import (
+from tests.support.fixtures import TOKEN
+from tests.support.incremental import (
     BASE,
+    SOURCE,
     Driver,
+    cancel_a_run_no_load_worker_sees,
     change_the_base,
     differences,
     make_warehouse,
+    orders_ref,
     table_report,
 )
-from tests.support.fixtures import TOKEN
-from tests.support.workers import WorkerProcess
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 # change_the_base deletes orders 300-309; CONVEYOR_TEST_INCREMENTAL_ORDERS raises the size
 SMALL = {"Clients": 20, "Orders": int(os.environ.get("CONVEYOR_TEST_INCREMENTAL_ORDERS", "400"))}
-SOURCE = f"airtable:{BASE}"
 
 
 @pytest.fixture(autouse=True)
@@ -58,10 +55,6 @@ def real_time() -> Iterator[None]:
 
 def feed_config() -> SandboxConfig:
     return SandboxConfig(token=TOKEN, requests_per_second=0)
-
-
-def orders_ref(api: Api) -> TableRef:
-    return TableRef("airtable", api.table(BASE, "Orders").schema().id, "Orders")
 
 
 def requests_of(sandbox: Any, runner: Driver, **options: Any) -> tuple[dict[str, Any], int]:
@@ -78,8 +71,6 @@ def requests_of(sandbox: Any, runner: Driver, **options: Any) -> tuple[dict[str,
                                                  ("postgres", "workers")])
 def test_one_feed_run_lands_updates_creates_deletes_schema_and_rollup_changes(
         backend, driver, tmp_path, pg_schema):
-    if driver == "workers":
-        redis.Redis.from_url(TEST_REDIS_URL).flushdb()
     warehouse = make_warehouse(backend, tmp_path, pg_schema)
     with run_sandbox([build_base(BASE, SMALL, seed=31)], feed_config()) as sandbox:
         api = Api(TOKEN, endpoint_url=sandbox.url)
@@ -168,8 +159,6 @@ def test_a_linked_change_that_moves_rollups_in_many_records_costs_no_by_id_reque
     """A client's change moves the rollup and the lookup of every order linking it: the
     payloads carry those cells, so the orders' rows are updated from them, and only the orders
     created or never synced are listed by id."""
-    if driver == "workers":
-        redis.Redis.from_url(TEST_REDIS_URL).flushdb()
     warehouse = make_warehouse("sqlite", tmp_path, "")
     with run_sandbox([build_base(BASE, {"Clients": 3, "Orders": 500}, seed=38)],
                      feed_config()) as sandbox:
@@ -238,8 +227,6 @@ def lose_and_recover(sandbox: Any, runner: Driver, warehouse: Warehouse, api: Ap
 @pytest.mark.timeout(600)
 @pytest.mark.parametrize("driver", ["in-process", "workers"])
 def test_a_lost_feed_is_re_synced_once_reported_and_then_read_again(driver, tmp_path):
-    if driver == "workers":
-        redis.Redis.from_url(TEST_REDIS_URL).flushdb()
     warehouse = make_warehouse("sqlite", tmp_path, "")
     with run_sandbox([build_base(BASE, SMALL, seed=33)], feed_config()) as sandbox:
         api = Api(TOKEN, endpoint_url=sandbox.url)
@@ -336,7 +323,6 @@ def test_on_workers_a_feed_run_whose_load_worker_died_never_moves_the_cursor(tmp
     """The load worker is SIGKILLed; the incremental run reads the feed and extracts but cannot
     load, and is cancelled: the webhook cursor has not moved. With a new load worker the next
     run lands everything."""
-    redis.Redis.from_url(TEST_REDIS_URL).flushdb()
     warehouse = make_warehouse("sqlite", tmp_path, "")
     with run_sandbox([build_base(BASE, SMALL, seed=35)], feed_config()) as sandbox:
         api = Api(TOKEN, endpoint_url=sandbox.url)
@@ -347,26 +333,11 @@ def test_on_workers_a_feed_run_whose_load_worker_died_never_moves_the_cursor(tmp
             before = warehouse.sync_state(SOURCE, ref, "webhook")
             assert before is not None
             changed = change_the_base(api)
-            runner.workers[1].kill()
-            with pytest.MonkeyPatch.context() as env:
-                env.setenv("AIRTABLE_API_KEY", TOKEN)
-                extractor = AirtableExtractor(base_id=BASE, api_url=sandbox.url,
-                                              requests_per_second=1000)
-                handle = enqueue(ETLWorkflow(extractor, warehouse), incremental=True)
-            deadline = time.monotonic() + 120
-            while time.monotonic() < deadline:
-                tables_now = handle.status().get("tables", [])
-                if any(t["table"]["name"] == "Orders" and t["change_source"] == "webhook"
-                       for t in tables_now):
-                    break
-                time.sleep(0.5)
-            else:
-                pytest.fail("the incremental run never planned Orders from the feed")
-            assert warehouse.sync_state(SOURCE, ref, "webhook") == before
-            handle.cancel()  # the run ends cancelled once a load worker sees its messages
-            runner.workers[1] = WorkerProcess("load", runner.workers[1].env, tmp_path).start()
-            assert handle.wait(timeout=120, raise_on_failure=False)["state"] == "cancelled"
-            assert warehouse.sync_state(SOURCE, ref, "webhook") == before
+            cancel_a_run_no_load_worker_sees(
+                runner, cursor=lambda: warehouse.sync_state(SOURCE, ref, "webhook"),
+                started=lambda table: table["table"]["name"] == "Orders"
+                and table["change_source"] == "webhook",
+                what="the incremental run planning Orders from the feed", incremental=True)
             assert warehouse.deleted_ids(ref) == set()
             landed = runner.run(incremental=True)
             orders = table_report(landed, "Orders")
