@@ -18,24 +18,21 @@ import time
 from typing import Any
 
 import pytest
-from pyairtable import Api
 
 from app.contracts import TableRef
 from app.errors import WarehouseError
 from app.warehouses import Warehouse
-from sandbox import build_base, run_sandbox
-from tests.support.fixtures import TOKEN
+from sandbox import build_base
 from tests.support.incremental import (
     BASE,
     CLIENT_COMPUTED,
     ROLLUP,
     SOURCE,
-    Driver,
     cancel_a_run_no_load_worker_sees,
     change_the_base,
     differences,
-    make_warehouse,
     orders_ref,
+    sandbox_and_driver,
     table_report,
     window_only,
 )
@@ -54,52 +51,43 @@ TABLES = {"Clients": 40, "Orders": ORDERS}
 def test_one_incremental_run_lands_updates_creates_deletes_and_schema_changes(
         backend, driver, tmp_path, pg_schema):
     base = build_base(BASE, TABLES, seed=21)
-    warehouse = make_warehouse(backend, tmp_path, pg_schema)
-    with run_sandbox([base], window_only()) as sandbox:
-        api = Api(TOKEN, endpoint_url=sandbox.url)
-        runner = Driver(driver, sandbox, warehouse, tmp_path)
-        try:
-            full = runner.run()
-            assert table_report(full, "Orders")["created"] == TABLES["Orders"]
-            time.sleep(1.1)  # the Date header counts whole seconds
-            changed = change_the_base(api)
-            first = runner.run(incremental=True, computed_every=2)
-            orders = table_report(first, "Orders")
-            assert (orders["mode"], orders["change_source"]) == ("incremental", "window")
-            assert orders["created"] == 20 and orders["deleted"] == 10
-            assert orders["cursor"]["source"] == "window" and orders["cursor"]["until"]
-            ref = orders_ref(api)
-            assert warehouse.deleted_ids(ref) == set(changed["deleted"])
-            # Everything but the computed fields is there after one run; the rollup that
-            # followed the linked client waits for its refresh (computed_every=2).
-            assert differences(warehouse, api, "Orders", skip=(ROLLUP,)) == []
-            stale = differences(warehouse, api, "Orders")
-            assert stale and all(f".{ROLLUP}:" in d for d in stale)
-            # Clients' links to deleted orders went without their modified time moving.
-            assert differences(warehouse, api, "Clients", skip=CLIENT_COMPUTED) == []
-            second = runner.run(incremental=True, computed_every=2)
-            assert "computed" not in str(table_report(second, "Orders").get("error"))
-            assert differences(warehouse, api, "Orders") == []
-            assert differences(warehouse, api, "Clients") == []
-            assert warehouse.deleted_ids(ref) == set(changed["deleted"])
-            # The renamed field kept its column (and its earlier values); the new one has its own.
-            sql_table = warehouse.table_name_for(ref)
-            columns = {c.field_name: c.column for c in warehouse.columns_for(sql_table)}
-            assert columns["Remarks"] == "notes" and columns["Priority"] == "priority"
-            assert "Notes" not in columns
-        finally:
-            runner.stop()
-    warehouse.dispose()
+    with sandbox_and_driver(base, window_only(), driver, tmp_path, backend, pg_schema) as (
+            sandbox, api, warehouse, runner):
+        full = runner.run()
+        assert table_report(full, "Orders")["created"] == TABLES["Orders"]
+        time.sleep(1.1)  # the Date header counts whole seconds
+        changed = change_the_base(api)
+        first = runner.run(incremental=True, computed_every=2)
+        orders = table_report(first, "Orders")
+        assert (orders["mode"], orders["change_source"]) == ("incremental", "window")
+        assert orders["created"] == 20 and orders["deleted"] == 10
+        assert orders["cursor"]["source"] == "window" and orders["cursor"]["until"]
+        ref = orders_ref(api)
+        assert warehouse.deleted_ids(ref) == set(changed["deleted"])
+        # Everything but the computed fields is there after one run; the rollup that
+        # followed the linked client waits for its refresh (computed_every=2).
+        assert differences(warehouse, api, "Orders", skip=(ROLLUP,)) == []
+        stale = differences(warehouse, api, "Orders")
+        assert stale and all(f".{ROLLUP}:" in d for d in stale)
+        # Clients' links to deleted orders went without their modified time moving.
+        assert differences(warehouse, api, "Clients", skip=CLIENT_COMPUTED) == []
+        second = runner.run(incremental=True, computed_every=2)
+        assert "computed" not in str(table_report(second, "Orders").get("error"))
+        assert differences(warehouse, api, "Orders") == []
+        assert differences(warehouse, api, "Clients") == []
+        assert warehouse.deleted_ids(ref) == set(changed["deleted"])
+        # The renamed field kept its column (and its earlier values); the new one has its own.
+        sql_table = warehouse.table_name_for(ref)
+        columns = {c.field_name: c.column for c in warehouse.columns_for(sql_table)}
+        assert columns["Remarks"] == "notes" and columns["Priority"] == "priority"
+        assert "Notes" not in columns
 
 
 @pytest.mark.timeout(900)
 def test_a_failed_run_does_not_move_the_cursor_and_the_next_run_lands_everything(
         tmp_path, monkeypatch):
     base = build_base(BASE, TABLES, seed=22)
-    warehouse = make_warehouse("sqlite", tmp_path, "")
-    with run_sandbox([base], window_only()) as sandbox:
-        api = Api(TOKEN, endpoint_url=sandbox.url)
-        runner = Driver("in-process", sandbox, warehouse, tmp_path)
+    with sandbox_and_driver(base, window_only(), "in-process", tmp_path) as (sandbox, api, warehouse, runner):
         runner.run()
         ref = orders_ref(api)
         before = warehouse.sync_state(SOURCE, ref, "window")
@@ -144,15 +132,11 @@ def test_a_failed_run_does_not_move_the_cursor_and_the_next_run_lands_everything
         assert warehouse.deleted_ids(ref) == set(changed["deleted"])
         after = warehouse.sync_state(SOURCE, ref, "window")
         assert after is not None and after["until"] > before["until"]
-    warehouse.dispose()
 
 
 def test_merge_and_hard_deletes_fill_deleted_rows(tmp_path):
     base = build_base(BASE, {"Clients": 10, "Orders": 300}, seed=23)
-    warehouse = make_warehouse("sqlite", tmp_path, "")
-    with run_sandbox([base], window_only()) as sandbox:
-        api = Api(TOKEN, endpoint_url=sandbox.url)
-        runner = Driver("in-process", sandbox, warehouse, tmp_path)
+    with sandbox_and_driver(base, window_only(), "in-process", tmp_path) as (sandbox, api, warehouse, runner):
         runner.run()
         orders = api.table(BASE, "Orders")
         ref = TableRef("airtable", orders.schema().id, "Orders")
@@ -167,17 +151,13 @@ def test_merge_and_hard_deletes_fill_deleted_rows(tmp_path):
         ids = {r["id"] for r in warehouse.read_records(ref)}
         assert not ids & set(gone) and len(ids) == 296
         assert differences(warehouse, api, "Orders") == []
-    warehouse.dispose()
 
 
 @pytest.mark.timeout(900)  # 20,000 records generated and synced
 def test_an_incremental_run_costs_at_most_5_percent_of_the_full_syncs_requests(tmp_path):
     """20,000 records (the issue's size): 1 % of them changed, the delete listing not due."""
     base = build_base(BASE, {"Orders": 20_000}, seed=24)
-    warehouse = make_warehouse("sqlite", tmp_path, "")
-    with run_sandbox([base], window_only()) as sandbox:
-        api = Api(TOKEN, endpoint_url=sandbox.url)
-        runner = Driver("in-process", sandbox, warehouse, tmp_path)
+    with sandbox_and_driver(base, window_only(), "in-process", tmp_path) as (sandbox, api, warehouse, runner):
         sandbox.stats.reset()
         runner.run()
         full = sandbox.stats.requests
@@ -192,7 +172,6 @@ def test_an_incremental_run_costs_at_most_5_percent_of_the_full_syncs_requests(t
         assert table_report(run, "Orders")["loaded"] == 200
         assert incremental <= 0.05 * full, (incremental, full)
         assert differences(warehouse, api, "Orders", skip=(ROLLUP,)) == []
-    warehouse.dispose()
 
 
 @pytest.mark.timeout(900)
@@ -200,29 +179,22 @@ def test_on_workers_a_run_whose_load_worker_died_never_moves_the_cursor(tmp_path
     """The load worker is SIGKILLed; the incremental run extracts but cannot load, and is
     cancelled: the cursor has not moved. With a new load worker the next run lands everything."""
     base = build_base(BASE, TABLES, seed=25)
-    warehouse = make_warehouse("sqlite", tmp_path, "")
-    with run_sandbox([base], window_only()) as sandbox:
-        api = Api(TOKEN, endpoint_url=sandbox.url)
-        runner = Driver("workers", sandbox, warehouse, tmp_path)
-        try:
-            runner.run()
-            ref = orders_ref(api)
-            before = warehouse.sync_state(SOURCE, ref, "window")
-            assert before is not None
-            time.sleep(1.1)
-            changed = change_the_base(api)
-            cancel_a_run_no_load_worker_sees(
-                runner, cursor=lambda: warehouse.sync_state(SOURCE, ref, "window"),
-                started=lambda table: table["table"]["name"] == "Orders" and table["requests"],
-                what="the incremental run listing Orders", incremental=True, computed_every=1)
-            assert warehouse.deleted_ids(ref) == set()
-            landed = runner.run(incremental=True, computed_every=1)
-            assert table_report(landed, "Orders")["deleted"] == 10
-            assert differences(warehouse, api, "Orders") == []
-            assert differences(warehouse, api, "Clients") == []
-            assert warehouse.deleted_ids(ref) == set(changed["deleted"])
-            after = warehouse.sync_state(SOURCE, ref, "window")
-            assert after is not None and after["until"] > before["until"]
-        finally:
-            runner.stop()
-    warehouse.dispose()
+    with sandbox_and_driver(base, window_only(), "workers", tmp_path) as (sandbox, api, warehouse, runner):
+        runner.run()
+        ref = orders_ref(api)
+        before = warehouse.sync_state(SOURCE, ref, "window")
+        assert before is not None
+        time.sleep(1.1)
+        changed = change_the_base(api)
+        cancel_a_run_no_load_worker_sees(
+            runner, cursor=lambda: warehouse.sync_state(SOURCE, ref, "window"),
+            started=lambda table: table["table"]["name"] == "Orders" and table["requests"],
+            what="the incremental run listing Orders", incremental=True, computed_every=1)
+        assert warehouse.deleted_ids(ref) == set()
+        landed = runner.run(incremental=True, computed_every=1)
+        assert table_report(landed, "Orders")["deleted"] == 10
+        assert differences(warehouse, api, "Orders") == []
+        assert differences(warehouse, api, "Clients") == []
+        assert warehouse.deleted_ids(ref) == set(changed["deleted"])
+        after = warehouse.sync_state(SOURCE, ref, "window")
+        assert after is not None and after["until"] > before["until"]

@@ -12,19 +12,16 @@ import re
 import time
 
 import pytest
-from pyairtable import Api
 
-from sandbox import build_base, run_sandbox
-from tests.support.fixtures import TOKEN
+from sandbox import build_base
 from tests.support.incremental import (
     BASE,
     SOURCE,
-    Driver,
     change_the_base,
     differences,
     every_row_once,
-    make_warehouse,
     orders_ref,
+    sandbox_and_driver,
     table_report,
     window_only,
 )
@@ -51,56 +48,50 @@ def loading_a_batch(worker: WorkerProcess) -> bool:
 def test_a_load_worker_killed_mid_incremental_run_moves_no_cursor_early_and_loses_nothing(
         backend, tmp_path, pg_schema):
     base = build_base(BASE, TABLES, seed=26)
-    warehouse = make_warehouse(backend, tmp_path, pg_schema)
-    with run_sandbox([base], window_only()) as sandbox:
-        api = Api(TOKEN, endpoint_url=sandbox.url)
-        runner = Driver("workers", sandbox, warehouse, tmp_path, worker_env=FAULT_ENV)
-        try:
-            runner.run()
-            ref = orders_ref(api)
-            before = warehouse.sync_state(SOURCE, ref, "window")
-            assert before is not None
-            time.sleep(1.1)  # the Date header counts whole seconds
-            changed = change_the_base(api)
-            # Slow pages: the window's listing and the computed refresh of every record take
-            # a few seconds, so the kill lands while the run still has batches to load.
-            sandbox.config.latency_seconds = 0.1
-            # Batches of 100 records: many load tasks to kill one of.
-            handle = runner.enqueue({"BATCH_MAX_RECORDS": "100"}, incremental=True,
-                                    computed_every=1)
+    with sandbox_and_driver(base, window_only(), "workers", tmp_path, backend, pg_schema,
+                            worker_env=FAULT_ENV) as (sandbox, api, warehouse, runner):
+        runner.run()
+        ref = orders_ref(api)
+        before = warehouse.sync_state(SOURCE, ref, "window")
+        assert before is not None
+        time.sleep(1.1)  # the Date header counts whole seconds
+        changed = change_the_base(api)
+        # Slow pages: the window's listing and the computed refresh of every record take
+        # a few seconds, so the kill lands while the run still has batches to load.
+        sandbox.config.latency_seconds = 0.1
+        # Batches of 100 records: many load tasks to kill one of.
+        handle = runner.enqueue({"BATCH_MAX_RECORDS": "100"}, incremental=True,
+                                computed_every=1)
 
-            def loading_orders() -> bool:
-                tables = {t["table"]["name"]: t for t in handle.status().get("tables", [])}
-                orders = tables.get("Orders")
-                return bool(orders) and orders["loaded"] > 0 and orders["state"] == "running"
+        def loading_orders() -> bool:
+            tables = {t["table"]["name"]: t for t in handle.status().get("tables", [])}
+            orders = tables.get("Orders")
+            return bool(orders) and orders["loaded"] > 0 and orders["state"] == "running"
 
-            wait_for(loading_orders, 120, "the incremental run loading Orders")
-            deadline = time.monotonic() + 120
-            while not loading_a_batch(runner.workers[1]) and time.monotonic() < deadline:
-                time.sleep(0.005)
-            runner.workers[1].kill()
-            assert loading_a_batch(runner.workers[1]), "no batch was loading when the worker died"
-            killed = handle.status()
-            assert killed["state"] == "running", killed
-            assert warehouse.sync_state(SOURCE, ref, "window") == before
-            sandbox.config.latency_seconds = 0.0
-            runner.restart_load_worker()
-            final = handle.wait(timeout=240, raise_on_failure=False)
-            after_kill = warehouse.sync_state(SOURCE, ref, "window")
-            if final["state"] == "succeeded":
-                assert differences(warehouse, api, "Orders") == []
-                assert after_kill is not None and after_kill["until"] > before["until"]
-            else:  # a run that could not finish leaves the cursor where it was
-                assert after_kill == before, final
-            assert every_row_once(warehouse, ref) == []
-
-            landed = runner.run(incremental=True, computed_every=1)
-            assert table_report(landed, "Orders")["state"] == "succeeded"
+        wait_for(loading_orders, 120, "the incremental run loading Orders")
+        deadline = time.monotonic() + 120
+        while not loading_a_batch(runner.workers[1]) and time.monotonic() < deadline:
+            time.sleep(0.005)
+        runner.workers[1].kill()
+        assert loading_a_batch(runner.workers[1]), "no batch was loading when the worker died"
+        killed = handle.status()
+        assert killed["state"] == "running", killed
+        assert warehouse.sync_state(SOURCE, ref, "window") == before
+        sandbox.config.latency_seconds = 0.0
+        runner.restart_load_worker()
+        final = handle.wait(timeout=240, raise_on_failure=False)
+        after_kill = warehouse.sync_state(SOURCE, ref, "window")
+        if final["state"] == "succeeded":
             assert differences(warehouse, api, "Orders") == []
-            assert differences(warehouse, api, "Clients") == []
-            assert warehouse.deleted_ids(ref) == set(changed["deleted"])
-            assert every_row_once(warehouse, ref) == []
-            assert warehouse.row_count(ref) == TABLES["Orders"] + len(changed["created"])
-        finally:
-            runner.stop()
-    warehouse.dispose()
+            assert after_kill is not None and after_kill["until"] > before["until"]
+        else:  # a run that could not finish leaves the cursor where it was
+            assert after_kill == before, final
+        assert every_row_once(warehouse, ref) == []
+
+        landed = runner.run(incremental=True, computed_every=1)
+        assert table_report(landed, "Orders")["state"] == "succeeded"
+        assert differences(warehouse, api, "Orders") == []
+        assert differences(warehouse, api, "Clients") == []
+        assert warehouse.deleted_ids(ref) == set(changed["deleted"])
+        assert every_row_once(warehouse, ref) == []
+        assert warehouse.row_count(ref) == TABLES["Orders"] + len(changed["created"])

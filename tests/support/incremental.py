@@ -18,7 +18,7 @@ from app.warehouses import PostgresWarehouse, SQLiteWarehouse, Warehouse
 from app.workflows import ETLWorkflow
 from app.workflows.etl import RunFailedError
 from broker.producer import RunHandle, enqueue
-from sandbox import SandboxConfig
+from sandbox import Sandbox, SandboxBase, SandboxConfig, run_sandbox
 from sandbox import handler as sandbox_handler
 from tests.conftest import TEST_PG_URL, TEST_REDIS_URL
 from tests.support.compare import same_value
@@ -103,6 +103,26 @@ class Driver:
     def stop(self) -> None:
         for worker in self.workers:
             worker.stop()
+
+
+@contextlib.contextmanager
+def sandbox_and_driver(base: SandboxBase, config: SandboxConfig, driver: str, tmp_path: Any,
+                       backend: str = "sqlite", pg_schema: str = "",
+                       worker_env: dict[str, str] | None = None,
+                       ) -> Iterator[tuple[Sandbox, Api, Warehouse, Driver]]:
+    """A sandbox serving ``base``, a client of it playing the people who change the base, a
+    warehouse on ``backend`` and a ``Driver`` of kind ``driver``; afterwards the workers are
+    stopped and the warehouse disposed of."""
+    warehouse = make_warehouse(backend, tmp_path, pg_schema)
+    try:
+        with run_sandbox([base], config) as sandbox:
+            runner = Driver(driver, sandbox, warehouse, tmp_path, worker_env)
+            try:
+                yield sandbox, Api(TOKEN, endpoint_url=sandbox.url), warehouse, runner
+            finally:
+                runner.stop()
+    finally:
+        warehouse.dispose()
 
 
 def table_report(run: dict[str, Any], name: str) -> dict[str, Any]:
