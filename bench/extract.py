@@ -41,12 +41,14 @@ sys.path.insert(0, ROOT)
 
 from bench.support import (  # noqa: E402
     BASE_ID,
-    TOKEN,
     SandboxProcess,
     SandboxSpec,
     Workers,
+    add_redis_option,
     describe,
+    host,
     sustained_rate,
+    worker_env,
 )
 
 CEILING = 500.0  # 5 requests/s × 100 records per page
@@ -85,22 +87,19 @@ def main() -> None:
     parser.add_argument("--latency", type=float, default=0.3)
     parser.add_argument("--detail", action="store_true",
                         help="print the tightest 5-request spans and when the 429s came")
-    parser.add_argument("--redis", default=os.environ.get(
-        "CONVEYOR_BENCH_REDIS_URL", "redis://127.0.0.1:6379/7"))
+    add_redis_option(parser)
     args = parser.parse_args()
     os.environ["CELERY_BROKER_URL"] = args.redis
     spec = SandboxSpec(tables={TABLE: args.records}, requests_per_second=5.0,
                        penalty_seconds=30.0, latency_seconds=args.latency)
     print(f"{args.records} records, 5 req/s, {args.latency * 1000:.0f} ms latency, 30 s penalty; "
           f"{args.extract_workers} extract workers × {args.concurrency}, 1 load worker; "
-          f"{os.cpu_count()} cores, load {os.getloadavg()[0]:.1f}")
+          f"{host()}")
     print(f"{'run':<28} {'sustained % of 500':>19} {'whole-run rec/s':>16} {'429s':>5}")
     with tempfile.TemporaryDirectory() as tmp, SandboxProcess(spec) as sandbox:
         url = f"sqlite:///{Path(tmp) / 'warehouse.db'}"
-        env = {"AIRTABLE_API_URL": sandbox.url, "AIRTABLE_BASE_ID": BASE_ID,
-               "AIRTABLE_API_KEY": TOKEN, "AIRTABLE_REQUESTS_PER_SECOND": "5",
-               "WAREHOUSE_URL": url, "CONVEYOR_PARTITIONS": str(args.partitions)}
-        os.environ.update(env)
+        env = worker_env(sandbox.url, url, "5", {"AIRTABLE_BASE_ID": BASE_ID,
+                                                 "CONVEYOR_PARTITIONS": str(args.partitions)})
         queues = [("extract", args.concurrency)] * args.extract_workers + [("load", 1)]
         with Workers(queues, args.redis, env, Path(tmp)):
             results = []

@@ -28,7 +28,15 @@ from pathlib import Path
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-from bench.support import BASE_ID, TOKEN, SandboxProcess, SandboxSpec, Workers  # noqa: E402
+from bench.support import (  # noqa: E402
+    BASE_ID,
+    SandboxProcess,
+    SandboxSpec,
+    Workers,
+    add_redis_option,
+    host,
+    worker_env,
+)
 
 TEMPLATES = 1_000
 
@@ -102,10 +110,7 @@ def run(records: int, concurrency: int,
     with tempfile.TemporaryDirectory() as tmp_dir, SandboxProcess(spec) as sandbox:
         tmp = Path(tmp_dir)
         url = f"sqlite:///{tmp / 'workers.db'}"
-        env = {"AIRTABLE_API_URL": sandbox.url, "AIRTABLE_BASE_ID": BASE_ID,
-               "AIRTABLE_API_KEY": TOKEN, "AIRTABLE_REQUESTS_PER_SECOND": "10000",
-               "WAREHOUSE_URL": url}
-        os.environ.update(env)
+        env = worker_env(sandbox.url, url, "10000", {"AIRTABLE_BASE_ID": BASE_ID})
         from broker.producer import enqueue
 
         workers = Workers([("extract", concurrency), ("load", 1)], redis_url, env, tmp)
@@ -128,13 +133,11 @@ def main() -> None:
     parser.add_argument("--records", default="100000,1000000",
                         help="comma-separated sizes; the first is the baseline")
     parser.add_argument("--concurrency", type=int, default=2)
-    parser.add_argument("--redis", default=os.environ.get(
-        "CONVEYOR_BENCH_REDIS_URL", "redis://127.0.0.1:6379/7"))
+    add_redis_option(parser)
     args = parser.parse_args()
     sizes = [int(size) for size in args.records.split(",")]
     os.environ["CELERY_BROKER_URL"] = args.redis
-    print(f"sizes {sizes}; extract ×{args.concurrency}, load ×1; {os.cpu_count()} cores, "
-          f"load {os.getloadavg()[0]:.1f}", flush=True)
+    print(f"sizes {sizes}; extract ×{args.concurrency}, load ×1; {host()}", flush=True)
     # peak KiB per size, per (worker, role): its main process, and the largest prefork child
     roles: dict[int, dict[tuple[str, str], int]] = {}
     for records in sizes:

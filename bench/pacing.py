@@ -32,7 +32,9 @@ from bench.support import (  # noqa: E402
     SandboxProcess,
     SandboxSpec,
     accepted_rate,
+    add_redis_option,
     describe,
+    host,
 )
 
 RATE = 5.0
@@ -103,15 +105,14 @@ def main() -> None:
                         help="niceness of the hammering processes (negative needs root)")
     parser.add_argument("--detail", action="store_true",
                         help="print the tightest spans and when the 429s came")
-    parser.add_argument("--redis", default=os.environ.get(
-        "CONVEYOR_BENCH_REDIS_URL", "redis://127.0.0.1:6379/7"))
+    add_redis_option(parser)
     args = parser.parse_args()
     spec = SandboxSpec(tables={"Items": 10}, requests_per_second=RATE, penalty_seconds=PENALTY,
                        latency_seconds=args.latency, latency_jitter_seconds=args.jitter,
                        nice=args.sandbox_nice)
     print(f"{args.procs} processes, {args.seconds:.0f} s per margin, limit {RATE:g} req/s, "
           f"latency {args.latency * 1000:.0f} ms + jitter {args.jitter * 1000:.0f} ms, "
-          f"penalty {PENALTY:.0f} s; {os.cpu_count()} cores, load {os.getloadavg()[0]:.1f}, "
+          f"penalty {PENALTY:.0f} s; {host()}, "
           f"sandbox nice {args.sandbox_nice}, clients nice {args.client_nice}")
     print(f"{'margin':>7} {'accepted % of limit':>20} {'429s':>5}")
     with SandboxProcess(spec) as sandbox:

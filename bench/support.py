@@ -8,6 +8,7 @@ against the rate limit (the same clock for every process on one Linux host).
 
 from __future__ import annotations
 
+import argparse
 import gc
 import json
 import os
@@ -27,6 +28,32 @@ if ROOT not in sys.path:
 
 BASE_ID = "appBENCH000000001"
 TOKEN = "bench-token"
+#: The Redis DB a bench's workers and limiter use unless ``--redis`` or CONVEYOR_BENCH_REDIS_URL
+#: names another; it is flushed.
+REDIS_URL = "redis://127.0.0.1:6379/7"
+
+
+def add_redis_option(parser: argparse.ArgumentParser) -> None:
+    """``--redis``: the Redis DB the bench uses (flushed)."""
+    parser.add_argument("--redis", default=os.environ.get("CONVEYOR_BENCH_REDIS_URL", REDIS_URL))
+
+
+def host() -> str:
+    """This host's cores and load average, printed with every figure: on a shared host only
+    ratios measured in the same run compare."""
+    return f"{os.cpu_count()} cores, load {os.getloadavg()[0]:.1f}"
+
+
+def worker_env(sandbox_url: str, warehouse_url: str, requests_per_second: str,
+               more: dict[str, str] | None = None) -> dict[str, str]:
+    """The settings the bench's workers run with: the sandbox, its token, their pace and the
+    default warehouse (and ``more``). Set in this process too, since the producer builds each
+    run's plan from the same settings."""
+    env = {"AIRTABLE_API_URL": sandbox_url, "AIRTABLE_API_KEY": TOKEN,
+           "AIRTABLE_REQUESTS_PER_SECOND": requests_per_second, "WAREHOUSE_URL": warehouse_url,
+           **(more or {})}
+    os.environ.update(env)
+    return env
 
 
 @dataclass(frozen=True)

@@ -33,6 +33,9 @@ for name in ("AIRTABLE_API_KEY", "AIRTABLE_BASE_ID", "AIRTABLE_API_URL", "AIRTAB
 
 import pytest  # noqa: E402
 
+# The helpers in tests/support assert too: their failures show the values compared.
+pytest.register_assert_rewrite("tests.support")
+
 from app.settings import reload_settings  # noqa: E402
 
 

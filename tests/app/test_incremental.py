@@ -4,58 +4,28 @@ phased listing, and what finishing a table commits (on SQLite files)."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from datetime import UTC, datetime
-from typing import Any, ClassVar
+from typing import Any
 
 import pytest
-import sqlalchemy as sa
 
-from app.contracts import Batch, FieldSpec, SyncCommit, TableRef, TableSchema
+from app.contracts import Batch, SyncCommit, TableRef, TableSchema
 from app.errors import ConfigurationError, WarehouseError
-from app.extractors.base import Page, TabularExtractor
 from app.sync import changes, steps
-from app.sync.plan import ChangePlan, ComponentConfig, RunOptions, RunPlan, TableSync
+from app.sync.plan import ChangePlan, RunOptions, RunPlan, TableSync
 from app.sync.states import WriteMode
 from app.warehouses import SQLiteWarehouse, naming, tables
+from tests.support.change_sources import (
+    SCHEMA,
+    TABLE,
+    Filtered,
+    loaded,
+    plan,
+    rows,
+    sqlite_file,
+)
 
-TABLE = TableRef("airtable", "tblA", "Orders")
-SCHEMA = TableSchema(TABLE, (
-    FieldSpec("Name", "singleLineText", "fldName"), FieldSpec("Done", "checkbox", "fldDone"),
-    FieldSpec("Total", "rollup", "fldTotal", "number"), FieldSpec("Links", "multipleRecordLinks", "fldL"),
-))
 UNTIL = "2026-01-02T03:04:05.000Z"
-
-
-def plan(**options: Any) -> RunPlan:
-    return RunPlan(run_id="r1", workflow="etl", extractor=ComponentConfig("airtable"),
-                   warehouse=ComponentConfig(None), options=RunOptions.parse(**options),
-                   batch_max_records=3, batch_max_bytes=100_000)
-
-
-class Filtered(TabularExtractor):
-    """Pages of ids, recording the query each listing was asked with."""
-
-    source_name: ClassVar[str] = "airtable"
-    filters_by_modified_time: ClassVar[bool] = True
-
-    def __init__(self, pages: int = 2) -> None:
-        self.pages, self.asked = pages, []
-
-    def list_tables(self) -> list[TableRef]:
-        return [TABLE]
-
-    def identity(self) -> str:
-        return "airtable:appX"
-
-    def iter_pages(self, table: TableRef, cursor: str | None = None, formula: str | None = None,
-                   fields: list[str] | None = None) -> Iterator[Page]:
-        self.asked.append((cursor, formula, fields))
-        start = int(cursor or 0)
-        for number in range(start, self.pages):
-            following = str(number + 1) if number + 1 < self.pages else None
-            yield Page([{"id": f"rec{number}{i}", "fields": {}} for i in range(2)], following,
-                       server_time=datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC))
 
 
 def test_options_name_the_mode_per_table_and_refuse_what_cannot_be():
@@ -144,24 +114,8 @@ def test_a_phased_listing_resumes_in_its_phase_and_never_mixes_phases_in_a_batch
 
 @pytest.fixture
 def warehouse(tmp_path):
-    store = SQLiteWarehouse(f"sqlite:///{tmp_path / 'w.db'}")
-    yield store
-    store.dispose()
-
-
-def loaded(store: SQLiteWarehouse, run_id: str, records: list[dict[str, Any]], **batch: Any):
-    target = store.prepare_table(SCHEMA, run_id=run_id, replace=False)
-    result = store.load_batch(target, Batch(run_id, TABLE, 0, records, **batch))
-    return target, result
-
-
-def rows(store: SQLiteWarehouse) -> dict[str, dict[str, Any]]:
-    engine = sa.create_engine(store.url)
-    with engine.connect() as conn:
-        found = {r._mapping[naming.ID]: dict(r._mapping)
-                 for r in conn.execute(sa.text('SELECT * FROM "airtable__orders"'))}
-    engine.dispose()
-    return found
+    """One SQLite file, in place of tests/app/conftest.py's warehouse on every backend."""
+    yield from sqlite_file(tmp_path)
 
 
 def test_finishing_marks_unseen_rows_deleted_and_stores_the_cursor_in_one_transaction(warehouse):

@@ -12,45 +12,13 @@ import pytest
 
 from app.contracts import FieldSpec, TableSchema
 from app.extractors import AirtableExtractor
-from app.extractors.changefeed import FeedHandle, FeedRead
+from app.extractors.changefeed import FeedRead
 from app.extractors.changefold import FieldState, TableChanges
 from app.sync import changes, steps, webhook
 from app.sync.plan import ChangePlan, RunOptions, TableSync
 from app.sync.states import WriteMode
 from sandbox import SandboxConfig, build_base, run_sandbox
-from tests.app.test_incremental import SCHEMA, TABLE, Filtered, plan
-
-HOOK = "achHOOKHOOKHOOK01"
-STATE = {"source": "webhook", "webhook_id": HOOK, "cursor": 7}
-
-
-class FakeFeed:
-    """Answers ``read`` with a prepared ``FeedRead`` and counts what it was asked."""
-
-    def __init__(self, read: FeedRead) -> None:
-        self.answer, self.requests, self.reads, self.restarts = read, 0, 0, []
-
-    def read(self, webhook_id: str, since: int) -> FeedRead:
-        self.reads += 1
-        self.requests += 2
-        return self.answer
-
-    def restart(self, webhook_id: str | None = None) -> FeedHandle:
-        self.restarts.append(webhook_id)
-        self.requests += 1
-        return FeedHandle(webhook_id or "achNEW", 42, None)
-
-    def ensure(self, prefer: str | None = None) -> FeedHandle:
-        return self.restart(prefer)
-
-
-def source_with(read: FeedRead) -> tuple[webhook.WebhookSource, FakeFeed]:
-    feed = FakeFeed(read)
-    return webhook.WebhookSource(feed), feed  # type: ignore[arg-type]
-
-
-def ids(count: int, prefix: str = "rec") -> list[str]:
-    return [f"{prefix}{n:014d}" for n in range(count)]
+from tests.support.change_sources import HOOK, SCHEMA, STATE, TABLE, Filtered, ids, plan, source_with
 
 
 def test_a_read_becomes_a_by_id_listing_of_the_upserted_records_and_the_destroyed_ids():

@@ -14,8 +14,16 @@ from app.extractors.changefeed import FeedRead
 from app.extractors.changefold import fold
 from app.extractors.webhook_cells import AMBIGUOUS, field_types, listed_value, payload_values
 from app.sync.plan import ChangePlan, RunOptions, TableSync
-from tests.app.test_incremental import loaded, plan, rows, warehouse  # noqa: F401 (fixture)
-from tests.app.test_webhook_source import HOOK, STATE, ids, source_with
+from tests.support.change_sources import (
+    HOOK,
+    STATE,
+    ids,
+    loaded,
+    plan,
+    rows,
+    source_with,
+    sqlite_file,
+)
 
 TBL = "tblA"
 SCHEMA = TableSchema(TableRef("airtable", TBL, "Orders"), (
@@ -144,7 +152,13 @@ def test_value_pages_never_mix_records_that_changed_different_fields():
         (("Name",), ["recB1"]), (("Total",), ["recA1", "recA2"])]
 
 
-def test_a_partial_update_clears_cleared_cells_and_replaces_what_unfit_kept(warehouse):  # noqa: F811
+@pytest.fixture
+def warehouse(tmp_path):
+    """One SQLite file, in place of tests/app/conftest.py's warehouse on every backend."""
+    yield from sqlite_file(tmp_path)
+
+
+def test_a_partial_update_clears_cleared_cells_and_replaces_what_unfit_kept(warehouse):
     target, _ = loaded(warehouse, "r1", [{"id": "rec1", "fields": {
         "Name": "a", "Done": True, "Total": "not a number"}}])
     warehouse.finish_table(target)

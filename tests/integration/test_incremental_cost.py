@@ -13,20 +13,17 @@ import time
 from urllib.parse import unquote_plus
 
 import pytest
-from pyairtable import Api
 
 from app.contracts import TableRef
-from sandbox import build_base, run_sandbox
-from tests.integration.test_incremental import (
+from sandbox import build_base
+from tests.support.incremental import (
     BASE,
     CLIENT_COMPUTED,
-    Driver,
     differences,
-    make_warehouse,
+    sandbox_and_driver,
     table_report,
     window_only,
 )
-from tests.support.fixtures import TOKEN
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -37,12 +34,8 @@ ORDERS = 2000
 def test_an_incremental_run_with_its_delete_listing_costs_at_most_10_percent_of_the_bytes(
         tmp_path):
     base = build_base(BASE, {"Orders": ORDERS}, seed=27)
-    warehouse = make_warehouse("sqlite", tmp_path, "")
-    config = window_only()
-    with run_sandbox([base], config) as sandbox:
+    with sandbox_and_driver(base, window_only(), "in-process", tmp_path) as (sandbox, api, warehouse, runner):
         sandbox.stats.keep_log()
-        api = Api(TOKEN, endpoint_url=sandbox.url)
-        runner = Driver("in-process", sandbox, warehouse, tmp_path)
         sandbox.stats.reset()
         runner.run()
         full = sandbox.stats.body_bytes
@@ -69,4 +62,3 @@ def test_an_incremental_run_with_its_delete_listing_costs_at_most_10_percent_of_
         # Links to the deleted records went without a modified time: the computed refresh
         # (not due here) brings them.
         assert differences(warehouse, api, "Orders", skip=CLIENT_COMPUTED) == []
-    warehouse.dispose()

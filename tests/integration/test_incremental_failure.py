@@ -12,42 +12,33 @@ import time
 from typing import Any
 
 import pytest
-import redis
-from pyairtable import Api
 
 from app.contracts import TableRef
-from app.extractors import AirtableExtractor
-from app.warehouses import Warehouse
-from app.workflows import ETLWorkflow
-from broker.producer import enqueue
-from sandbox import build_base, run_sandbox
-from tests.conftest import TEST_REDIS_URL
-from tests.integration.test_incremental import (
+from sandbox import build_base
+from tests.support.fixtures import TOKEN
+from tests.support.incremental import (
     BASE,
+    SOURCE,
     Driver,
+    before_the_windows_second_page,
     change_the_base,
     differences,
-    make_warehouse,
+    every_row_once,
+    sandbox_and_driver,
     table_report,
     window_only,
 )
-from tests.integration.test_incremental_kill import every_row_once
-from tests.integration.test_incremental_paging import before_the_windows_second_page
-from tests.support.fixtures import TOKEN
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 TABLES = {"Clients": 40, "Orders": 1000}
 
 
-def failing_run(runner: Driver, sandbox: Any, warehouse: Warehouse) -> dict[str, Any]:
+def failing_run(runner: Driver) -> dict[str, Any]:
     """An incremental run that may fail (``Driver.run`` on workers insists on success)."""
     if runner.kind == "in-process":
         return runner.run(incremental=True, computed_every=1)
-    with pytest.MonkeyPatch.context() as env:
-        env.setenv("AIRTABLE_API_KEY", TOKEN)  # the producer's own; never sent
-        extractor = AirtableExtractor(base_id=BASE, api_url=sandbox.url, requests_per_second=1000)
-        handle = enqueue(ETLWorkflow(extractor, warehouse), incremental=True, computed_every=1)
+    handle = runner.enqueue(incremental=True, computed_every=1)
     return handle.wait(timeout=240, raise_on_failure=False)
 
 
@@ -56,48 +47,38 @@ def failing_run(runner: Driver, sandbox: Any, warehouse: Warehouse) -> dict[str,
 @pytest.mark.parametrize("backend", ["sqlite", "postgres"])
 def test_a_run_whose_token_is_revoked_mid_listing_moves_no_cursor_and_loses_nothing(
         backend, driver, tmp_path, pg_schema):
-    if driver == "workers":
-        redis.Redis.from_url(TEST_REDIS_URL).flushdb()
     base = build_base(BASE, TABLES, seed=28)
-    warehouse = make_warehouse(backend, tmp_path, pg_schema)
-    config = window_only()
-    with run_sandbox([base], config) as sandbox:
-        api = Api(TOKEN, endpoint_url=sandbox.url)
+    with sandbox_and_driver(base, window_only(), driver, tmp_path, backend, pg_schema) as (
+            sandbox, api, warehouse, runner):
         orders = api.table(BASE, "Orders")
         table_id = orders.schema().id
         ref = TableRef("airtable", table_id, "Orders")
-        runner = Driver(driver, sandbox, warehouse, tmp_path)
-        try:
-            runner.run()
-            before = warehouse.sync_state(f"airtable:{BASE}", ref, "window")
-            assert before is not None
-            time.sleep(1.1)  # the Date header counts whole seconds
-            changed = change_the_base(api)
-            # More changed records, so the window's listing has pages after its first.
-            others = [r["id"] for r in orders.all(fields=["Name"])][500:750]
-            orders.batch_update([{"id": i, "fields": {"Quantity": 77}} for i in others])
+        runner.run()
+        before = warehouse.sync_state(SOURCE, ref, "window")
+        assert before is not None
+        time.sleep(1.1)  # the Date header counts whole seconds
+        changed = change_the_base(api)
+        # More changed records, so the window's listing has pages after its first.
+        others = [r["id"] for r in orders.all(fields=["Name"])][500:750]
+        orders.batch_update([{"id": i, "fields": {"Quantity": 77}} for i in others])
 
-            def revoke_the_token(first_page: list[str]) -> None:
-                sandbox.config.token = "revoked"
+        def revoke_the_token(first_page: list[str]) -> None:
+            sandbox.config.token = "revoked"
 
-            with before_the_windows_second_page(table_id, revoke_the_token) as seen:
-                failed = failing_run(runner, sandbox, warehouse)
-            assert seen, "the window's listing never answered a page"
-            assert table_report(failed, "Orders")["state"] == "failed", failed
-            assert "401" in str(table_report(failed, "Orders")["error"])
-            assert warehouse.sync_state(f"airtable:{BASE}", ref, "window") == before
-            assert warehouse.deleted_ids(ref) == set()
+        with before_the_windows_second_page(table_id, revoke_the_token) as seen:
+            failed = failing_run(runner)
+        assert seen, "the window's listing never answered a page"
+        assert table_report(failed, "Orders")["state"] == "failed", failed
+        assert "401" in str(table_report(failed, "Orders")["error"])
+        assert warehouse.sync_state(SOURCE, ref, "window") == before
+        assert warehouse.deleted_ids(ref) == set()
 
-            sandbox.config.token = TOKEN
-            landed = runner.run(incremental=True, computed_every=1)
-            assert table_report(landed, "Orders")["deleted"] == 10
-            assert differences(warehouse, api, "Orders") == []
-            assert differences(warehouse, api, "Clients") == []
-            assert warehouse.deleted_ids(ref) == set(changed["deleted"])
-            assert every_row_once(warehouse, ref) == []
-            after = warehouse.sync_state(f"airtable:{BASE}", ref, "window")
-            assert after is not None and after["until"] > before["until"]
-        finally:
-            sandbox.config.token = TOKEN
-            runner.stop()
-    warehouse.dispose()
+        sandbox.config.token = TOKEN
+        landed = runner.run(incremental=True, computed_every=1)
+        assert table_report(landed, "Orders")["deleted"] == 10
+        assert differences(warehouse, api, "Orders") == []
+        assert differences(warehouse, api, "Clients") == []
+        assert warehouse.deleted_ids(ref) == set(changed["deleted"])
+        assert every_row_once(warehouse, ref) == []
+        after = warehouse.sync_state(SOURCE, ref, "window")
+        assert after is not None and after["until"] > before["until"]

@@ -10,30 +10,21 @@ from __future__ import annotations
 
 import re
 import time
-from typing import Any
 
 import pytest
-import redis
-from pyairtable import Api
 
-from app.contracts import TableRef
-from app.extractors import AirtableExtractor
-from app.settings import reload_settings
-from app.warehouses import Warehouse
-from app.workflows import ETLWorkflow
-from broker.producer import enqueue
-from sandbox import build_base, run_sandbox
-from tests.conftest import TEST_REDIS_URL
-from tests.integration.test_incremental import (
+from sandbox import build_base
+from tests.support.incremental import (
     BASE,
-    Driver,
+    SOURCE,
     change_the_base,
     differences,
-    make_warehouse,
+    every_row_once,
+    orders_ref,
+    sandbox_and_driver,
     table_report,
     window_only,
 )
-from tests.support.fixtures import TOKEN
 from tests.support.waiting import wait_for
 from tests.support.workers import WorkerProcess
 
@@ -42,25 +33,6 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 TABLES = {"Clients": 40, "Orders": 1500}
 #: Short visibility, so the message the killed worker held comes back within the test's patience.
 FAULT_ENV = {"CONVEYOR_VISIBILITY_TIMEOUT_SECONDS": "20"}
-
-
-def every_row_once(warehouse: Warehouse, ref: TableRef) -> list[str]:
-    """The ids stored more than once for ``ref`` (soft-deleted rows included)."""
-    ids = [r["id"] for r in warehouse.read_records(ref)]
-    assert warehouse.row_count(ref) == len(ids)
-    return sorted({i for i in ids if ids.count(i) > 1})
-
-
-def incremental_run(sandbox: Any, warehouse: Warehouse) -> Any:
-    """Enqueue an incremental run in batches of 100 records (many load tasks to kill one of)."""
-    with pytest.MonkeyPatch.context() as env:
-        env.setenv("AIRTABLE_API_KEY", TOKEN)  # the producer's own; never sent
-        env.setenv("BATCH_MAX_RECORDS", "100")
-        reload_settings()
-        extractor = AirtableExtractor(base_id=BASE, api_url=sandbox.url, requests_per_second=1000)
-        handle = enqueue(ETLWorkflow(extractor, warehouse), incremental=True, computed_every=1)
-    reload_settings()
-    return handle
 
 
 def loading_a_batch(worker: WorkerProcess) -> bool:
@@ -75,61 +47,51 @@ def loading_a_batch(worker: WorkerProcess) -> bool:
 @pytest.mark.parametrize("backend", ["sqlite", "postgres"])
 def test_a_load_worker_killed_mid_incremental_run_moves_no_cursor_early_and_loses_nothing(
         backend, tmp_path, pg_schema):
-    redis.Redis.from_url(TEST_REDIS_URL).flushdb()
     base = build_base(BASE, TABLES, seed=26)
-    warehouse = make_warehouse(backend, tmp_path, pg_schema)
-    config = window_only()
-    with run_sandbox([base], config) as sandbox:
-        api = Api(TOKEN, endpoint_url=sandbox.url)
-        runner = Driver("workers", sandbox, warehouse, tmp_path)
-        try:
-            for n, worker in enumerate(runner.workers):
-                worker.stop()
-                runner.workers[n] = WorkerProcess(worker.queue, {**worker.env, **FAULT_ENV},
-                                                  tmp_path).start()
-            runner.run()
-            ref = TableRef("airtable", api.table(BASE, "Orders").schema().id, "Orders")
-            before = warehouse.sync_state(f"airtable:{BASE}", ref, "window")
-            assert before is not None
-            time.sleep(1.1)  # the Date header counts whole seconds
-            changed = change_the_base(api)
-            # Slow pages: the window's listing and the computed refresh of every record take
-            # a few seconds, so the kill lands while the run still has batches to load.
-            sandbox.config.latency_seconds = 0.1
-            handle = incremental_run(sandbox, warehouse)
+    with sandbox_and_driver(base, window_only(), "workers", tmp_path, backend, pg_schema,
+                            worker_env=FAULT_ENV) as (sandbox, api, warehouse, runner):
+        runner.run()
+        ref = orders_ref(api)
+        before = warehouse.sync_state(SOURCE, ref, "window")
+        assert before is not None
+        time.sleep(1.1)  # the Date header counts whole seconds
+        changed = change_the_base(api)
+        # Slow pages: the window's listing and the computed refresh of every record take
+        # a few seconds, so the kill lands while the run still has batches to load.
+        sandbox.config.latency_seconds = 0.1
+        # Batches of 100 records: many load tasks to kill one of.
+        handle = runner.enqueue({"BATCH_MAX_RECORDS": "100"}, incremental=True,
+                                computed_every=1)
 
-            def loading_orders() -> bool:
-                tables = {t["table"]["name"]: t for t in handle.status().get("tables", [])}
-                orders = tables.get("Orders")
-                return bool(orders) and orders["loaded"] > 0 and orders["state"] == "running"
+        def loading_orders() -> bool:
+            tables = {t["table"]["name"]: t for t in handle.status().get("tables", [])}
+            orders = tables.get("Orders")
+            return bool(orders) and orders["loaded"] > 0 and orders["state"] == "running"
 
-            wait_for(loading_orders, 120, "the incremental run loading Orders")
-            deadline = time.monotonic() + 120
-            while not loading_a_batch(runner.workers[1]) and time.monotonic() < deadline:
-                time.sleep(0.005)
-            runner.workers[1].kill()
-            assert loading_a_batch(runner.workers[1]), "no batch was loading when the worker died"
-            killed = handle.status()
-            assert killed["state"] == "running", killed
-            assert warehouse.sync_state(f"airtable:{BASE}", ref, "window") == before
-            sandbox.config.latency_seconds = 0.0
-            runner.workers[1] = WorkerProcess("load", runner.workers[1].env, tmp_path).start()
-            final = handle.wait(timeout=240, raise_on_failure=False)
-            after_kill = warehouse.sync_state(f"airtable:{BASE}", ref, "window")
-            if final["state"] == "succeeded":
-                assert differences(warehouse, api, "Orders") == []
-                assert after_kill is not None and after_kill["until"] > before["until"]
-            else:  # a run that could not finish leaves the cursor where it was
-                assert after_kill == before, final
-            assert every_row_once(warehouse, ref) == []
-
-            landed = runner.run(incremental=True, computed_every=1)
-            assert table_report(landed, "Orders")["state"] == "succeeded"
+        wait_for(loading_orders, 120, "the incremental run loading Orders")
+        deadline = time.monotonic() + 120
+        while not loading_a_batch(runner.workers[1]) and time.monotonic() < deadline:
+            time.sleep(0.005)
+        runner.workers[1].kill()
+        assert loading_a_batch(runner.workers[1]), "no batch was loading when the worker died"
+        killed = handle.status()
+        assert killed["state"] == "running", killed
+        assert warehouse.sync_state(SOURCE, ref, "window") == before
+        sandbox.config.latency_seconds = 0.0
+        runner.restart_load_worker()
+        final = handle.wait(timeout=240, raise_on_failure=False)
+        after_kill = warehouse.sync_state(SOURCE, ref, "window")
+        if final["state"] == "succeeded":
             assert differences(warehouse, api, "Orders") == []
-            assert differences(warehouse, api, "Clients") == []
-            assert warehouse.deleted_ids(ref) == set(changed["deleted"])
-            assert every_row_once(warehouse, ref) == []
-            assert warehouse.row_count(ref) == TABLES["Orders"] + len(changed["created"])
-        finally:
-            runner.stop()
-    warehouse.dispose()
+            assert after_kill is not None and after_kill["until"] > before["until"]
+        else:  # a run that could not finish leaves the cursor where it was
+            assert after_kill == before, final
+        assert every_row_once(warehouse, ref) == []
+
+        landed = runner.run(incremental=True, computed_every=1)
+        assert table_report(landed, "Orders")["state"] == "succeeded"
+        assert differences(warehouse, api, "Orders") == []
+        assert differences(warehouse, api, "Clients") == []
+        assert warehouse.deleted_ids(ref) == set(changed["deleted"])
+        assert every_row_once(warehouse, ref) == []
+        assert warehouse.row_count(ref) == TABLES["Orders"] + len(changed["created"])

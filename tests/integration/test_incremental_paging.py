@@ -11,33 +11,26 @@ answered) would then start after those changes and miss them.
 
 from __future__ import annotations
 
-import contextlib
 import time
-from collections.abc import Iterator
-from typing import Any
 
 import pytest
-import redis
-from pyairtable import Api
 
 from app.contracts import TableRef
 from app.sync.changes import OVERLAP_SECONDS, parse_time
-from sandbox import build_base, run_sandbox
+from sandbox import build_base
 from sandbox import errors as sandbox_errors
-from sandbox import handler as sandbox_handler
 from sandbox.clock import CLOCK
-from tests.conftest import TEST_REDIS_URL
-from tests.integration.test_incremental import (
+from tests.support.incremental import (
     BASE,
     CLIENT_COMPUTED,
     ROLLUP,
-    Driver,
+    SOURCE,
+    before_the_windows_second_page,
     differences,
-    make_warehouse,
+    sandbox_and_driver,
     table_report,
     window_only,
 )
-from tests.support.fixtures import TOKEN
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -46,99 +39,65 @@ TABLES = {"Clients": 10, "Orders": 600}
 UPDATED = 250
 
 
-@contextlib.contextmanager
-def before_the_windows_second_page(table_id: str, write: Any) -> Iterator[list[Any]]:
-    """Call ``write(first_page_ids)`` once, when the sandbox is asked for the second page of a
-    ``LAST_MODIFIED_TIME()`` listing of ``table_id``: its first page has been answered."""
-    real_dispatch, first_page, seen = sandbox_handler.dispatch, [], []
-
-    def dispatch(state: Any, method: str, where: Any, params: dict[str, list[str]],
-                 body: Any) -> tuple[int, Any]:
-        query = {k: v[-1] for k, v in params.items()} | (body if isinstance(body, dict) else {})
-        listing = where.kind in ("list", "list_post") and where.table in (table_id, "Orders")
-        if listing and first_page and not seen and query.get("offset"):
-            seen.append(first_page[0])
-            write(first_page[0])
-        status, payload = real_dispatch(state, method, where, params, body)
-        window = "LAST_MODIFIED_TIME" in str(query.get("filterByFormula", ""))
-        if listing and window and status == 200 and not first_page:
-            first_page.append([r["id"] for r in payload["records"]])
-        return status, payload
-
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(sandbox_handler, "dispatch", dispatch)
-        yield seen
-
-
 @pytest.mark.timeout(600)
 @pytest.mark.parametrize("offset_expires", [False, True], ids=["paged", "offset-expired"])
 @pytest.mark.parametrize("driver", ["in-process", "workers"])
 def test_records_modified_while_the_window_pages_land_by_the_next_run(driver, offset_expires,
                                                                       tmp_path):
-    if driver == "workers":
-        redis.Redis.from_url(TEST_REDIS_URL).flushdb()
-    base = build_base(BASE, TABLES, seed=31)
-    warehouse = make_warehouse("sqlite", tmp_path, "")
     # No webhooks: the window is the change source under test.
-    config = window_only()
-    with run_sandbox([base], config) as sandbox:
-        api = Api(TOKEN, endpoint_url=sandbox.url)
+    base = build_base(BASE, TABLES, seed=31)
+    with sandbox_and_driver(base, window_only(), driver, tmp_path) as (sandbox, api, warehouse, runner):
         orders = api.table(BASE, "Orders")
         table_id = orders.schema().id
         ref = TableRef("airtable", table_id, "Orders")
-        runner = Driver(driver, sandbox, warehouse, tmp_path)
-        try:
-            runner.run()
-            every = [r["id"] for r in orders.all(fields=["Name"])]
-            updated = every[:UPDATED]
-            time.sleep(1.1)  # the Date header counts whole seconds
-            orders.batch_update([{"id": i, "fields": {"Quantity": 11}} for i in updated])
-            sandbox_orders = base.table("Orders")
-            assert sandbox_orders is not None
-            modified: dict[str, str] = {}
+        runner.run()
+        every = [r["id"] for r in orders.all(fields=["Name"])]
+        updated = every[:UPDATED]
+        time.sleep(1.1)  # the Date header counts whole seconds
+        orders.batch_update([{"id": i, "fields": {"Quantity": 11}} for i in updated])
+        sandbox_orders = base.table("Orders")
+        assert sandbox_orders is not None
+        modified: dict[str, str] = {}
 
-            def modify_while_paging(first_page: list[str]) -> None:
-                listed = first_page[0]
-                not_yet_listed = next(i for i in reversed(updated) if i not in first_page)
-                outside_the_window = every[-1]
-                for role, record_id in (("listed", listed), ("not yet listed", not_yet_listed),
-                                        ("outside the window", outside_the_window)):
-                    modified[role] = record_id
-                with base.transaction():
-                    sandbox_orders.update_many(
-                        [(i, {"Name": f"changed while paging {n}", "Quantity": 5000 + n})
-                         for n, i in enumerate(modified.values())])
-                    created = sandbox_orders.create({"Name": "created while paging"})
-                modified["created"] = created["id"]
-                CLOCK.advance(seconds=2 * OVERLAP_SECONDS)
-                if offset_expires:  # the listing must start over, its window's end kept
-                    raise sandbox_errors.iterator_not_available()
+        def modify_while_paging(first_page: list[str]) -> None:
+            listed = first_page[0]
+            not_yet_listed = next(i for i in reversed(updated) if i not in first_page)
+            outside_the_window = every[-1]
+            for role, record_id in (("listed", listed), ("not yet listed", not_yet_listed),
+                                    ("outside the window", outside_the_window)):
+                modified[role] = record_id
+            with base.transaction():
+                sandbox_orders.update_many(
+                    [(i, {"Name": f"changed while paging {n}", "Quantity": 5000 + n})
+                     for n, i in enumerate(modified.values())])
+                created = sandbox_orders.create({"Name": "created while paging"})
+            modified["created"] = created["id"]
+            CLOCK.advance(seconds=2 * OVERLAP_SECONDS)
+            if offset_expires:  # the listing must start over, its window's end kept
+                raise sandbox_errors.iterator_not_available()
 
-            with before_the_windows_second_page(table_id, modify_while_paging) as seen:
-                during = runner.run(incremental=True, deletes_every=10, computed_every=10)
-            assert seen and len(modified) == 4, "the window's listing never answered a page"
-            report = table_report(during, "Orders")
-            assert (report["change_source"], report["state"]) == ("window", "succeeded")
-            assert report["loaded"] >= UPDATED  # the window's listing paged past its first page
-            window = warehouse.sync_state(f"airtable:{BASE}", ref, "window")
-            assert window is not None
-            # The window ends where the listing's first answer was, before the changes.
-            assert parse_time(window["until"]).timestamp() * 1000 \
-                <= sandbox_orders.modified_ms(modified["listed"])
-            if not offset_expires:  # a listing started over reads the new values at once
-                rows = {r["id"]: r["fields"] for r in warehouse.read_records(ref)}
-                # The record listed before the change still has the values its page showed.
-                assert rows[modified["listed"]]["Quantity"] == 11
-
-            after = runner.run(incremental=True, deletes_every=10, computed_every=10)
-            assert table_report(after, "Orders")["change_source"] == "window"
+        with before_the_windows_second_page(table_id, modify_while_paging) as seen:
+            during = runner.run(incremental=True, deletes_every=10, computed_every=10)
+        assert seen and len(modified) == 4, "the window's listing never answered a page"
+        report = table_report(during, "Orders")
+        assert (report["change_source"], report["state"]) == ("window", "succeeded")
+        assert report["loaded"] >= UPDATED  # the window's listing paged past its first page
+        window = warehouse.sync_state(SOURCE, ref, "window")
+        assert window is not None
+        # The window ends where the listing's first answer was, before the changes.
+        assert parse_time(window["until"]).timestamp() * 1000 \
+            <= sandbox_orders.modified_ms(modified["listed"])
+        if not offset_expires:  # a listing started over reads the new values at once
             rows = {r["id"]: r["fields"] for r in warehouse.read_records(ref)}
-            assert rows[modified.pop("created")]["Name"] == "created while paging"
-            for n, record_id in enumerate(modified.values()):
-                assert rows[record_id]["Name"] == f"changed while paging {n}", record_id
-                assert rows[record_id]["Quantity"] == 5000 + n, record_id
-            assert differences(warehouse, api, "Orders", skip=(ROLLUP,)) == []
-            assert differences(warehouse, api, "Clients", skip=CLIENT_COMPUTED) == []
-        finally:
-            runner.stop()
-    warehouse.dispose()
+            # The record listed before the change still has the values its page showed.
+            assert rows[modified["listed"]]["Quantity"] == 11
+
+        after = runner.run(incremental=True, deletes_every=10, computed_every=10)
+        assert table_report(after, "Orders")["change_source"] == "window"
+        rows = {r["id"]: r["fields"] for r in warehouse.read_records(ref)}
+        assert rows[modified.pop("created")]["Name"] == "created while paging"
+        for n, record_id in enumerate(modified.values()):
+            assert rows[record_id]["Name"] == f"changed while paging {n}", record_id
+            assert rows[record_id]["Quantity"] == 5000 + n, record_id
+        assert differences(warehouse, api, "Orders", skip=(ROLLUP,)) == []
+        assert differences(warehouse, api, "Clients", skip=CLIENT_COMPUTED) == []

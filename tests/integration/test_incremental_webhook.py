@@ -7,7 +7,8 @@ changed under a rollup) one incremental run lands all of it: live rows equal the
 deleted rows have ``__deleted_at`` and nothing else does. A lost feed (expired, deleted,
 payloads past retention) re-syncs the table once, says so, and the feed resumes; a failed run
 leaves the cursor where it was. Hard deletes go through the feed too; a base whose 10 webhooks
-are taken falls back to the window. Helpers come from the window source's tests.
+are taken falls back to the window. Helpers are shared with the window source's tests
+(tests/support/incremental.py).
 """
 
 from __future__ import annotations
@@ -20,33 +21,29 @@ from typing import Any
 from urllib.parse import unquote_plus
 
 import pytest
-import redis
 from pyairtable import Api
 
 from app.contracts import TableRef
 from app.errors import WarehouseError
-from app.extractors import AirtableExtractor
 from app.warehouses import Warehouse
-from app.workflows import ETLWorkflow
-from broker.producer import enqueue
-from sandbox import CLOCK, SandboxConfig, build_base, run_sandbox
-from tests.conftest import TEST_REDIS_URL
-from tests.integration.test_incremental import (
+from sandbox import CLOCK, SandboxConfig, build_base
+from tests.support.fixtures import TOKEN
+from tests.support.incremental import (
     BASE,
+    SOURCE,
     Driver,
+    cancel_a_run_no_load_worker_sees,
     change_the_base,
     differences,
-    make_warehouse,
+    orders_ref,
+    sandbox_and_driver,
     table_report,
 )
-from tests.support.fixtures import TOKEN
-from tests.support.workers import WorkerProcess
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 # change_the_base deletes orders 300-309; CONVEYOR_TEST_INCREMENTAL_ORDERS raises the size
 SMALL = {"Clients": 20, "Orders": int(os.environ.get("CONVEYOR_TEST_INCREMENTAL_ORDERS", "400"))}
-SOURCE = f"airtable:{BASE}"
 
 
 @pytest.fixture(autouse=True)
@@ -58,10 +55,6 @@ def real_time() -> Iterator[None]:
 
 def feed_config() -> SandboxConfig:
     return SandboxConfig(token=TOKEN, requests_per_second=0)
-
-
-def orders_ref(api: Api) -> TableRef:
-    return TableRef("airtable", api.table(BASE, "Orders").schema().id, "Orders")
 
 
 def requests_of(sandbox: Any, runner: Driver, **options: Any) -> tuple[dict[str, Any], int]:
@@ -78,52 +71,45 @@ def requests_of(sandbox: Any, runner: Driver, **options: Any) -> tuple[dict[str,
                                                  ("postgres", "workers")])
 def test_one_feed_run_lands_updates_creates_deletes_schema_and_rollup_changes(
         backend, driver, tmp_path, pg_schema):
-    if driver == "workers":
-        redis.Redis.from_url(TEST_REDIS_URL).flushdb()
-    warehouse = make_warehouse(backend, tmp_path, pg_schema)
-    with run_sandbox([build_base(BASE, SMALL, seed=31)], feed_config()) as sandbox:
-        api = Api(TOKEN, endpoint_url=sandbox.url)
-        runner = Driver(driver, sandbox, warehouse, tmp_path)
-        try:
-            first, full_requests = requests_of(sandbox, runner, incremental=True)
-            orders = table_report(first, "Orders")
-            assert (orders["change_source"], orders["created"]) == ("full", SMALL["Orders"])
-            start = orders["cursor"]
-            assert start["source"] == "webhook" and start["webhook_id"].startswith("ach")
-            ref = orders_ref(api)
-            assert warehouse.sync_state(SOURCE, ref, "webhook") == start
-            changed = change_the_base(api)
+    base = build_base(BASE, SMALL, seed=31)
+    with sandbox_and_driver(base, feed_config(), driver, tmp_path, backend, pg_schema) as (
+            sandbox, api, warehouse, runner):
+        first, full_requests = requests_of(sandbox, runner, incremental=True)
+        orders = table_report(first, "Orders")
+        assert (orders["change_source"], orders["created"]) == ("full", SMALL["Orders"])
+        start = orders["cursor"]
+        assert start["source"] == "webhook" and start["webhook_id"].startswith("ach")
+        ref = orders_ref(api)
+        assert warehouse.sync_state(SOURCE, ref, "webhook") == start
+        changed = change_the_base(api)
 
-            run, feed_requests = requests_of(sandbox, runner, incremental=True)
-            orders = table_report(run, "Orders")
-            assert (orders["mode"], orders["change_source"], orders["resync"]) == \
-                ("incremental", "webhook", None)
-            assert orders["created"] == 20 and orders["deleted"] == 10
-            assert orders["cursor"]["webhook_id"] == start["webhook_id"]
-            assert orders["cursor"]["cursor"] > start["cursor"]
-            assert warehouse.sync_state(SOURCE, ref, "webhook") == orders["cursor"]
-            # Everything at once, the rollup that followed the linked client included.
-            assert differences(warehouse, api, "Orders") == []
-            assert differences(warehouse, api, "Clients") == []
-            assert warehouse.deleted_ids(ref) == set(changed["deleted"])
-            assert warehouse.deleted_ids(TableRef("airtable", api.table(BASE, "Clients")
-                                                  .schema().id, "Clients")) == set()
-            # The renamed field kept its column (and so its earlier values); the new one has its own.
-            columns = {c.field_name: c.column
-                       for c in warehouse.columns_for(warehouse.table_name_for(ref) or "")}
-            assert columns["Remarks"] == "notes" and columns["Priority"] == "priority"
-            assert "Notes" not in columns
-            # Listing only the changed ids: a small table's whole listing would be cheaper still,
-            # so the 5 % bound is checked at 20,000 records (the cost test below).
-            assert orders["requests"] <= feed_requests < full_requests + 5
+        run, feed_requests = requests_of(sandbox, runner, incremental=True)
+        orders = table_report(run, "Orders")
+        assert (orders["mode"], orders["change_source"], orders["resync"]) == \
+            ("incremental", "webhook", None)
+        assert orders["created"] == 20 and orders["deleted"] == 10
+        assert orders["cursor"]["webhook_id"] == start["webhook_id"]
+        assert orders["cursor"]["cursor"] > start["cursor"]
+        assert warehouse.sync_state(SOURCE, ref, "webhook") == orders["cursor"]
+        # Everything at once, the rollup that followed the linked client included.
+        assert differences(warehouse, api, "Orders") == []
+        assert differences(warehouse, api, "Clients") == []
+        assert warehouse.deleted_ids(ref) == set(changed["deleted"])
+        assert warehouse.deleted_ids(TableRef("airtable", api.table(BASE, "Clients")
+                                              .schema().id, "Clients")) == set()
+        # The renamed field kept its column (and so its earlier values); the new one has its own.
+        columns = {c.field_name: c.column
+                   for c in warehouse.columns_for(warehouse.table_name_for(ref) or "")}
+        assert columns["Remarks"] == "notes" and columns["Priority"] == "priority"
+        assert "Notes" not in columns
+        # Listing only the changed ids: a small table's whole listing would be cheaper still,
+        # so the 5 % bound is checked at 20,000 records (the cost test below).
+        assert orders["requests"] <= feed_requests < full_requests + 5
 
-            quiet, quiet_requests = requests_of(sandbox, runner, incremental=True)
-            assert table_report(quiet, "Orders")["loaded"] == 0
-            assert quiet_requests <= 2 + (driver == "workers")  # metadata, hooks (per table)
-            assert differences(warehouse, api, "Orders") == []
-        finally:
-            runner.stop()
-    warehouse.dispose()
+        quiet, quiet_requests = requests_of(sandbox, runner, incremental=True)
+        assert table_report(quiet, "Orders")["loaded"] == 0
+        assert quiet_requests <= 2 + (driver == "workers")  # metadata, hooks (per table)
+        assert differences(warehouse, api, "Orders") == []
 
 
 @pytest.mark.timeout(900)  # 20,000 records generated and synced
@@ -133,11 +119,8 @@ def test_a_feed_run_costs_at_most_5_percent_of_the_full_syncs_requests(tmp_path,
     the 50 updated ones are updated from the payloads' values; only the 20 created orders are
     listed by id. With 40 clients a manual run of the same scenario made 4 requests against
     205 (2.0 %; 13, 6.3 %, when every changed record was re-read by id)."""
-    warehouse = make_warehouse("sqlite", tmp_path, "")
-    with run_sandbox([build_base(BASE, {"Clients": 400, "Orders": 20_000}, seed=32)],
-                     feed_config()) as sandbox:
-        api = Api(TOKEN, endpoint_url=sandbox.url)
-        runner = Driver("in-process", sandbox, warehouse, tmp_path)
+    base = build_base(BASE, {"Clients": 400, "Orders": 20_000}, seed=32)
+    with sandbox_and_driver(base, feed_config(), "in-process", tmp_path) as (sandbox, api, warehouse, runner):
         _, full = requests_of(sandbox, runner, incremental=True)
         changed = change_the_base(api)
         run, incremental = requests_of(sandbox, runner, incremental=True)
@@ -148,7 +131,6 @@ def test_a_feed_run_costs_at_most_5_percent_of_the_full_syncs_requests(tmp_path,
         with capsys.disabled():
             print(f"\nfull sync: {full} requests; incremental run via the feed: {incremental} "
                   f"({incremental / full:.1%})")
-    warehouse.dispose()
 
 
 def by_id_listings(sandbox: Any) -> list[set[str]]:
@@ -168,44 +150,35 @@ def test_a_linked_change_that_moves_rollups_in_many_records_costs_no_by_id_reque
     """A client's change moves the rollup and the lookup of every order linking it: the
     payloads carry those cells, so the orders' rows are updated from them, and only the orders
     created or never synced are listed by id."""
-    if driver == "workers":
-        redis.Redis.from_url(TEST_REDIS_URL).flushdb()
-    warehouse = make_warehouse("sqlite", tmp_path, "")
-    with run_sandbox([build_base(BASE, {"Clients": 3, "Orders": 500}, seed=38)],
-                     feed_config()) as sandbox:
-        api = Api(TOKEN, endpoint_url=sandbox.url)
-        runner = Driver(driver, sandbox, warehouse, tmp_path)
-        try:
-            runner.run(incremental=True)
-            orders, clients = api.table(BASE, "Orders"), api.table(BASE, "Clients")
-            every = orders.all(fields=["Name", "Related"])
-            client = every[0]["fields"].get("Related", [None])[0] or \
-                next(r["fields"]["Related"][0] for r in every if r["fields"].get("Related"))
-            linking = {r["id"] for r in every if client in r["fields"].get("Related", [])}
-            assert len(linking) > 100  # re-listing them by id would take 2 requests or more
-            edited = [r["id"] for r in every if r["id"] not in linking][:3]
-            quantity = clients.get(client)["fields"].get("Quantity") or 0
-            clients.update(client, {"Quantity": quantity + 1000, "Name": "Renamed client"})
-            orders.batch_update([{"id": i, "fields": {"Quantity": 5151, "Notes": None}}
-                                 for i in edited])
-            created = [r["id"] for r in orders.batch_create([{"Name": "new a"}, {"Name": "new b"}])]
+    base = build_base(BASE, {"Clients": 3, "Orders": 500}, seed=38)
+    with sandbox_and_driver(base, feed_config(), driver, tmp_path) as (sandbox, api, warehouse, runner):
+        runner.run(incremental=True)
+        orders, clients = api.table(BASE, "Orders"), api.table(BASE, "Clients")
+        every = orders.all(fields=["Name", "Related"])
+        client = every[0]["fields"].get("Related", [None])[0] or \
+            next(r["fields"]["Related"][0] for r in every if r["fields"].get("Related"))
+        linking = {r["id"] for r in every if client in r["fields"].get("Related", [])}
+        assert len(linking) > 100  # re-listing them by id would take 2 requests or more
+        edited = [r["id"] for r in every if r["id"] not in linking][:3]
+        quantity = clients.get(client)["fields"].get("Quantity") or 0
+        clients.update(client, {"Quantity": quantity + 1000, "Name": "Renamed client"})
+        orders.batch_update([{"id": i, "fields": {"Quantity": 5151, "Notes": None}}
+                             for i in edited])
+        created = [r["id"] for r in orders.batch_create([{"Name": "new a"}, {"Name": "new b"}])]
 
-            sandbox.stats.keep_log()
-            sandbox.stats.reset()
-            run = runner.run(incremental=True)
-            report = table_report(run, "Orders")
-            assert (report["change_source"], report["resync"]) == ("webhook", None)
-            listed = by_id_listings(sandbox)
-            # One listing of the two created orders, none of the orders moved by the client.
-            assert listed == [set(created)], listed
-            assert differences(warehouse, api, "Orders") == []
-            assert differences(warehouse, api, "Clients") == []
-            rows = {r["id"]: r["fields"] for r in warehouse.read_records(orders_ref(api))}
-            assert all(rows[i].get("Quantity") == 5151 and "Notes" not in rows[i] for i in edited)
-            assert all("Renamed client" in rows[i]["Related names"] for i in linking)
-        finally:
-            runner.stop()
-    warehouse.dispose()
+        sandbox.stats.keep_log()
+        sandbox.stats.reset()
+        run = runner.run(incremental=True)
+        report = table_report(run, "Orders")
+        assert (report["change_source"], report["resync"]) == ("webhook", None)
+        listed = by_id_listings(sandbox)
+        # One listing of the two created orders, none of the orders moved by the client.
+        assert listed == [set(created)], listed
+        assert differences(warehouse, api, "Orders") == []
+        assert differences(warehouse, api, "Clients") == []
+        rows = {r["id"]: r["fields"] for r in warehouse.read_records(orders_ref(api))}
+        assert all(rows[i].get("Quantity") == 5151 and "Notes" not in rows[i] for i in edited)
+        assert all("Renamed client" in rows[i]["Related names"] for i in linking)
 
 
 def lose_and_recover(sandbox: Any, runner: Driver, warehouse: Warehouse, api: Api,
@@ -238,17 +211,9 @@ def lose_and_recover(sandbox: Any, runner: Driver, warehouse: Warehouse, api: Ap
 @pytest.mark.timeout(600)
 @pytest.mark.parametrize("driver", ["in-process", "workers"])
 def test_a_lost_feed_is_re_synced_once_reported_and_then_read_again(driver, tmp_path):
-    if driver == "workers":
-        redis.Redis.from_url(TEST_REDIS_URL).flushdb()
-    warehouse = make_warehouse("sqlite", tmp_path, "")
-    with run_sandbox([build_base(BASE, SMALL, seed=33)], feed_config()) as sandbox:
-        api = Api(TOKEN, endpoint_url=sandbox.url)
-        runner = Driver(driver, sandbox, warehouse, tmp_path)
-        try:
-            lose_three_ways(sandbox, runner, warehouse, api)
-        finally:
-            runner.stop()
-    warehouse.dispose()
+    base = build_base(BASE, SMALL, seed=33)
+    with sandbox_and_driver(base, feed_config(), driver, tmp_path) as (sandbox, api, warehouse, runner):
+        lose_three_ways(sandbox, runner, warehouse, api)
 
 
 def lose_three_ways(sandbox: Any, runner: Driver, warehouse: Warehouse, api: Api) -> None:
@@ -280,10 +245,8 @@ def lose_three_ways(sandbox: Any, runner: Driver, warehouse: Warehouse, api: Api
 @pytest.mark.timeout(600)
 def test_a_failed_feed_run_does_not_move_the_cursor_and_the_next_run_lands_everything(
         tmp_path, monkeypatch):
-    warehouse = make_warehouse("sqlite", tmp_path, "")
-    with run_sandbox([build_base(BASE, SMALL, seed=34)], feed_config()) as sandbox:
-        api = Api(TOKEN, endpoint_url=sandbox.url)
-        runner = Driver("in-process", sandbox, warehouse, tmp_path)
+    base = build_base(BASE, SMALL, seed=34)
+    with sandbox_and_driver(base, feed_config(), "in-process", tmp_path) as (sandbox, api, warehouse, runner):
         runner.run(incremental=True)
         ref = orders_ref(api)
         before = warehouse.sync_state(SOURCE, ref, "webhook")
@@ -328,7 +291,6 @@ def test_a_failed_feed_run_does_not_move_the_cursor_and_the_next_run_lands_every
         assert warehouse.deleted_ids(ref) == set(changed["deleted"])
         after = warehouse.sync_state(SOURCE, ref, "webhook")
         assert after is not None and after["cursor"] > before["cursor"]
-    warehouse.dispose()
 
 
 @pytest.mark.timeout(600)
@@ -336,57 +298,32 @@ def test_on_workers_a_feed_run_whose_load_worker_died_never_moves_the_cursor(tmp
     """The load worker is SIGKILLed; the incremental run reads the feed and extracts but cannot
     load, and is cancelled: the webhook cursor has not moved. With a new load worker the next
     run lands everything."""
-    redis.Redis.from_url(TEST_REDIS_URL).flushdb()
-    warehouse = make_warehouse("sqlite", tmp_path, "")
-    with run_sandbox([build_base(BASE, SMALL, seed=35)], feed_config()) as sandbox:
-        api = Api(TOKEN, endpoint_url=sandbox.url)
-        runner = Driver("workers", sandbox, warehouse, tmp_path)
-        try:
-            runner.run(incremental=True)
-            ref = orders_ref(api)
-            before = warehouse.sync_state(SOURCE, ref, "webhook")
-            assert before is not None
-            changed = change_the_base(api)
-            runner.workers[1].kill()
-            with pytest.MonkeyPatch.context() as env:
-                env.setenv("AIRTABLE_API_KEY", TOKEN)
-                extractor = AirtableExtractor(base_id=BASE, api_url=sandbox.url,
-                                              requests_per_second=1000)
-                handle = enqueue(ETLWorkflow(extractor, warehouse), incremental=True)
-            deadline = time.monotonic() + 120
-            while time.monotonic() < deadline:
-                tables_now = handle.status().get("tables", [])
-                if any(t["table"]["name"] == "Orders" and t["change_source"] == "webhook"
-                       for t in tables_now):
-                    break
-                time.sleep(0.5)
-            else:
-                pytest.fail("the incremental run never planned Orders from the feed")
-            assert warehouse.sync_state(SOURCE, ref, "webhook") == before
-            handle.cancel()  # the run ends cancelled once a load worker sees its messages
-            runner.workers[1] = WorkerProcess("load", runner.workers[1].env, tmp_path).start()
-            assert handle.wait(timeout=120, raise_on_failure=False)["state"] == "cancelled"
-            assert warehouse.sync_state(SOURCE, ref, "webhook") == before
-            assert warehouse.deleted_ids(ref) == set()
-            landed = runner.run(incremental=True)
-            orders = table_report(landed, "Orders")
-            assert (orders["change_source"], orders["deleted"]) == ("webhook", 10)
-            assert differences(warehouse, api, "Orders") == []
-            assert differences(warehouse, api, "Clients") == []
-            assert warehouse.deleted_ids(ref) == set(changed["deleted"])
-            after = warehouse.sync_state(SOURCE, ref, "webhook")
-            assert after is not None and after["cursor"] > before["cursor"]
-        finally:
-            runner.stop()
-    warehouse.dispose()
+    base = build_base(BASE, SMALL, seed=35)
+    with sandbox_and_driver(base, feed_config(), "workers", tmp_path) as (sandbox, api, warehouse, runner):
+        runner.run(incremental=True)
+        ref = orders_ref(api)
+        before = warehouse.sync_state(SOURCE, ref, "webhook")
+        assert before is not None
+        changed = change_the_base(api)
+        cancel_a_run_no_load_worker_sees(
+            runner, cursor=lambda: warehouse.sync_state(SOURCE, ref, "webhook"),
+            started=lambda table: table["table"]["name"] == "Orders"
+            and table["change_source"] == "webhook",
+            what="the incremental run planning Orders from the feed", incremental=True)
+        assert warehouse.deleted_ids(ref) == set()
+        landed = runner.run(incremental=True)
+        orders = table_report(landed, "Orders")
+        assert (orders["change_source"], orders["deleted"]) == ("webhook", 10)
+        assert differences(warehouse, api, "Orders") == []
+        assert differences(warehouse, api, "Clients") == []
+        assert warehouse.deleted_ids(ref) == set(changed["deleted"])
+        after = warehouse.sync_state(SOURCE, ref, "webhook")
+        assert after is not None and after["cursor"] > before["cursor"]
 
 
 def test_hard_deletes_through_the_feed_remove_the_rows(tmp_path):
-    warehouse = make_warehouse("sqlite", tmp_path, "")
-    with run_sandbox([build_base(BASE, {"Clients": 5, "Orders": 120}, seed=36)],
-                     feed_config()) as sandbox:
-        api = Api(TOKEN, endpoint_url=sandbox.url)
-        runner = Driver("in-process", sandbox, warehouse, tmp_path)
+    base = build_base(BASE, {"Clients": 5, "Orders": 120}, seed=36)
+    with sandbox_and_driver(base, feed_config(), "in-process", tmp_path) as (sandbox, api, warehouse, runner):
         runner.run(incremental=True)
         orders = api.table(BASE, "Orders")
         gone = [r["id"] for r in orders.all(max_records=3)]
@@ -400,19 +337,15 @@ def test_hard_deletes_through_the_feed_remove_the_rows(tmp_path):
         assert gone[0] in ids and not ids & set(gone[1:]) and len(ids) == 118
         assert warehouse.deleted_ids(orders_ref(api)) == {gone[0]}
         assert differences(warehouse, api, "Orders") == []
-    warehouse.dispose()
 
 
 def test_a_base_without_room_for_conveyors_hook_uses_the_window(tmp_path):
     """Airtable keeps at most 10 webhooks per base: when others hold them all, the feed cannot
     be created and the table falls back to the modified-time window."""
-    warehouse = make_warehouse("sqlite", tmp_path, "")
-    with run_sandbox([build_base(BASE, {"Clients": 5, "Orders": 120}, seed=37)],
-                     feed_config()) as sandbox:
-        api = Api(TOKEN, endpoint_url=sandbox.url)
+    base = build_base(BASE, {"Clients": 5, "Orders": 120}, seed=37)
+    with sandbox_and_driver(base, feed_config(), "in-process", tmp_path) as (sandbox, api, warehouse, runner):
         for _ in range(10):
             api.base(BASE).add_webhook(None, {"options": {"filters": {"dataTypes": ["tableData"]}}})
-        runner = Driver("in-process", sandbox, warehouse, tmp_path)
         first = table_report(runner.run(incremental=True), "Orders")
         assert first["change_source"] == "full" and first["cursor"]["source"] == "window"
         time.sleep(1.1)  # the Date header counts whole seconds
@@ -423,4 +356,3 @@ def test_a_base_without_room_for_conveyors_hook_uses_the_window(tmp_path):
         assert second["change_source"] == "window" and second["loaded"] >= 1
         assert warehouse.sync_state(SOURCE, orders_ref(api), "webhook") is None
         assert differences(warehouse, api, "Orders", skip=("Related total",)) == []
-    warehouse.dispose()
