@@ -50,6 +50,9 @@ class Warehouse(ABC):
     #: Whether text and JSON values may hold NUL characters; where not, such records are
     #: rejected with a reason naming the field.
     allows_nul: bool = True
+    #: Whether every write path binds JSON values through ``codec.to_json_text`` (the
+    #: engine's JSON serializer), so rows may carry them as ``codec.JSONText``.
+    binds_json_text: bool = False
 
     def __init__(self, url: str | None = None, *, schema: str | None = None) -> None:
         """Validate the URL; nothing connects yet.

@@ -60,6 +60,7 @@ class SQLiteWarehouse(Warehouse):
     # A REAL column makes NaN NULL and -0.0 zero: those go to __unfit. Text keeps NUL.
     exact_floats = False
     allows_nul = True
+    binds_json_text = True
 
     def _create_engine(self) -> sa.Engine:
         in_memory = self.url.database in (None, "", ":memory:")
