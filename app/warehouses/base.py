@@ -50,9 +50,6 @@ class Warehouse(ABC):
     #: Whether text and JSON values may hold NUL characters; where not, such records are
     #: rejected with a reason naming the field.
     allows_nul: bool = True
-    #: Whether every write path binds JSON values through ``codec.to_json_text`` (the
-    #: engine's JSON serializer), so rows may carry them as ``codec.JSONText``.
-    binds_json_text: bool = False
 
     def __init__(self, url: str | None = None, *, schema: str | None = None) -> None:
         """Validate the URL; nothing connects yet.
@@ -171,6 +168,12 @@ class Warehouse(ABC):
         (DuckDB's Arrow scan) overrides it.
         """
         return loader.write_rows(conn, self, target, pending, run_id)
+
+    @property
+    def binds_json_text(self) -> bool:
+        """Whether every write path binds JSON values through ``codec.to_json_text`` (the
+        engine's JSON serializer), so rows may carry them as ``codec.JSONText``."""
+        return False
 
     @abstractmethod
     def _diagnose(self, exc: sa.exc.DBAPIError) -> str:

@@ -18,6 +18,10 @@ _EXACT_INT: Final = 2**53
 #: Encoders built once: ``json.dumps`` with options builds one per call, for every record.
 _STRICT_JSON: Final = json.JSONEncoder(ensure_ascii=False, allow_nan=False)
 _LENIENT_JSON: Final = json.JSONEncoder(ensure_ascii=False, default=str)
+#: ``_STRICT_JSON`` without the check for circular values (it tracks every list and dict in
+#: a dict of ids): listed records cannot be circular, and one that is fails with
+#: RecursionError, which sends it the general way.
+_PLAIN_JSON: Final = json.JSONEncoder(ensure_ascii=False, allow_nan=False, check_circular=False)
 
 
 class UnstorableRecord(ValueError):
@@ -172,7 +176,7 @@ class RowMaker:
             return None
         row: dict[str, Any] = {naming.ID: record_id, naming.CREATED_TIME: created,
                                naming.RUN_ID: self.run_id}
-        encode, walk = _STRICT_JSON.encode, codec.needs_walk
+        encode, walk = _PLAIN_JSON.encode, codec.needs_walk
         for field_name, column, absent, is_json, computed, placer in self._texts:
             value = fields.get(field_name)
             if value is None:

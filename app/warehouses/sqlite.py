@@ -60,7 +60,12 @@ class SQLiteWarehouse(Warehouse):
     # A REAL column makes NaN NULL and -0.0 zero: those go to __unfit. Text keeps NUL.
     exact_floats = False
     allows_nul = True
-    binds_json_text = True
+
+    @property
+    def binds_json_text(self) -> bool:
+        # the default write path binds through the engine; a subclass writing rows its own
+        # way gets the values themselves
+        return type(self).write_rows is Warehouse.write_rows
 
     def _create_engine(self) -> sa.Engine:
         in_memory = self.url.database in (None, "", ":memory:")

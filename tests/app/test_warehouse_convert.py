@@ -226,6 +226,19 @@ def test_a_row_maker_places_every_value_as_place_does(kind, source_type, exact_f
             assert ("F" in row["__unfit"]) is keep, value
 
 
+def _circular():
+    loop: list = []
+    loop.append(loop)
+    return loop
+
+
+def _nested(depth):
+    value: list = []
+    for _ in range(depth):
+        value = [value]
+    return value
+
+
 _HOSTILE_FIELDS = [
     {}, {"F": "\ud800"}, {"F": "a\x00b"}, {"F": "ünï"}, {"\ud800": None}, {"Other": None},
     {"G": "\ud800x"}, {"G": {"k": "\udfff"}}, {"G": {"\ud800": 1}}, {"G": [-0.0]},
@@ -235,6 +248,7 @@ _HOSTILE_FIELDS = [
     {"N": True}, {"B": 1}, {"B": True}, {"F": 5}, {"D": "2024-02-30"}, {"D": "2024-02-29"},
     {"T": "2024-03-01T10:20:30.000Z"}, {"F": _Text("sub")}, {"G": _Text("sub")},
     {"F": "x", "G": ["ü", {"a": None}], "H": 3, "N": 1.5, "B": False, "D": "2024-01-01"},
+    {"G": _circular()}, {"G": _nested(5000)},
 ]
 
 
