@@ -101,11 +101,26 @@ class Barrier:
         pipe.execute()
 
     # batches
-    def keep_copy(self, run_id: str, table_id: str, batch_no: int, message: list[Any]) -> None:
-        """Keep the batch's message until it is loaded: the lost-batch recovery sends it again."""
+    def keep_copy(self, run_id: str, table_id: str, batch_no: int,
+                  message: list[Any] | str) -> None:
+        """Keep the batch's message (its arguments, or their JSON text) until it is loaded:
+        the lost-batch recovery sends it again."""
         key = self._key(run_id, table_id, "pending")
-        self.r.hset(key, str(batch_no), json.dumps(message))
+        self.r.hset(key, str(batch_no), message if isinstance(message, str) else json.dumps(message))
         self._expire(key)
+
+    def kept_copy(self, run_id: str, table_id: str, batch_no: int) -> list[Any] | None:
+        """The kept message of a batch not loaded yet (None once it is loaded, or its table
+        closed): the load message names the batch and its records are read from here, so a
+        batch's records cross Redis once instead of twice."""
+        raw = self.r.hget(self._key(run_id, table_id, "pending"), str(batch_no))
+        return None if raw is None else json.loads(raw)
+
+    def is_loaded(self, run_id: str, table_id: str, batch_no: int) -> bool:
+        """Whether the batch is recorded as loaded (in its listing's epoch)."""
+        epoch, part = rules.epoch_of(batch_no), rules.partition_of(batch_no)
+        key = self._key(run_id, table_id, f"loaded:{epoch}{_suffix(part)}")
+        return bool(self.r.sismember(key, str(batch_no)))
 
     def claim_partitions(self, run_id: str, table_id: str,
                          windows: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -3,6 +3,7 @@ page the rest of a table into load batches."""
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from typing import Any
@@ -29,7 +30,16 @@ from workers.context import (
     overlap_guard,
     status_store,
 )
-from workers.handoff import SyncTask, cancelled, end_table, finish_step, hand_on, send, send_step
+from workers.handoff import (
+    SyncTask,
+    cancelled,
+    end_table,
+    finish_step,
+    hand_on,
+    kept_reference,
+    send,
+    send_step,
+)
 
 log = logging.getLogger(__name__)
 
@@ -167,9 +177,9 @@ def extract_table(self: SyncTask, sync_json: dict[str, Any]) -> dict[str, Any]:
                 return {"state": "cancelled"}
             keep_alive(run_id)
             batch = item.batch
-            message = [steps.for_loading(sync).to_json(), batch.to_json()]
-            barrier().keep_copy(run_id, table_id, batch.batch_no, message)
-            send("conveyor.load_batch", *message)
+            sync_json = steps.for_loading(sync).to_json()
+            barrier().keep_copy(run_id, table_id, batch.batch_no, kept_message(sync_json, item))
+            send("conveyor.load_batch", sync_json, kept_reference(batch))
             status.record_fetched(run_id, table_id, batch.batch_no, len(batch.records))
             if item.last:
                 status.count_requests(run_id, table_id, requests, recovery=sync.listing.resumed)
@@ -201,6 +211,29 @@ def extract_table(self: SyncTask, sync_json: dict[str, Any]) -> dict[str, Any]:
         hand_on(sync.with_(listing=rules.restart(sync.listing)), "conveyor.extract_table")
         return {"state": "restarted"}
     raise SourceError(f"the listing of {sync.table.name!r} ended without a last batch")
+
+
+def kept_message(sync_json: dict[str, Any], item: steps.FetchedBatch) -> str:
+    """The JSON text of a batch's load message ``[sync, batch]``, as the barrier keeps it.
+
+    The records' text made while sizing them is put in as it is, not encoded again, when they
+    are plain JSON that UTF-8 can carry (a lone surrogate is written escaped otherwise).
+    """
+    texts = item.record_texts
+    records = None if texts is None else "[" + ", ".join(texts) + "]"
+    if records is None or not (records.isascii() or _utf8(records)):
+        return json.dumps([sync_json, item.batch.to_json()])
+    head = item.batch.to_json()
+    del head["records"]
+    return f'[{json.dumps(sync_json)}, {json.dumps(head)[:-1]}, "records": {records}}}]'
+
+
+def _utf8(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _extracted(sync: TableSync, last_batch_no: int) -> dict[str, Any]:

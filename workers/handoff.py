@@ -16,6 +16,7 @@ from celery import Task
 from celery.exceptions import SoftTimeLimitExceeded
 from kombu.exceptions import EncodeError
 
+from app.contracts import Batch
 from app.errors import ConveyorError, TransientError
 from app.sync.plan import Listing, TableSync
 from app.sync.states import FINAL_RUN_STATES, RunState, TableState
@@ -95,6 +96,19 @@ def send(task: str, *args: Any) -> None:
         if exc.args and isinstance(exc.args[0], SoftTimeLimitExceeded):
             raise exc.args[0] from None
         raise
+
+
+#: The key that marks a load message's batch as a reference to its kept copy.
+KEPT = "kept"
+
+
+def kept_reference(batch: Batch) -> dict[str, Any]:
+    """What a load message carries for a batch whose whole message the barrier keeps
+    (``Barrier.keep_copy``): the batch without its records, which the load step reads from
+    that copy. The records then cross Redis once, and the load worker's pool parent neither
+    decodes them nor pipes them to its child."""
+    return {"run_id": batch.run_id, "table": batch.table.to_json(), "batch_no": batch.batch_no,
+            "v": batch.v, KEPT: True}
 
 
 def hand_on(sync: TableSync, task: str, *extra: Any) -> None:

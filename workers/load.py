@@ -7,13 +7,22 @@ import json
 from typing import Any
 
 from app.contracts import Batch
+from app.errors import TerminalError
 from app.sync import rules, steps
 from app.sync.plan import TableSync
 from app.sync.states import TableState
 from broker import batch_latency
 from broker.celery_app import celery_app
 from workers.context import barrier, build_warehouse, keep_alive, status_store
-from workers.handoff import SyncTask, cancelled, end_table, finish_step, hand_on, send_step
+from workers.handoff import (
+    KEPT,
+    SyncTask,
+    cancelled,
+    end_table,
+    finish_step,
+    hand_on,
+    send_step,
+)
 
 
 @celery_app.task(name="conveyor.create_table", base=SyncTask, bind=True)
@@ -54,14 +63,18 @@ def create_table(
 
 @celery_app.task(name="conveyor.load_batch", base=SyncTask, bind=True)
 def load_batch(self: SyncTask, sync_json: dict[str, Any], batch_json: dict[str, Any]) -> dict[str, Any]:
-    """Upsert one batch; a redelivered batch is a no-op. The table's last batch to land sends
-    the table's finish step. Returns counts, never records."""
+    """Upsert one batch (given whole, or as a reference to its kept copy); a redelivered batch
+    is a no-op. The table's last batch to land sends the table's finish step. Returns counts,
+    never records."""
     sync = TableSync.from_json(sync_json)
-    batch = Batch.from_json(batch_json)
+    batch_no = batch_json["batch_no"]
     if barrier().is_closed(sync.run_id, sync.table.table_id):
-        return {"state": "skipped", "batch_no": batch.batch_no}
+        return {"state": "skipped", "batch_no": batch_no}
     if cancelled(sync):
-        return {"state": "cancelled", "batch_no": batch.batch_no}
+        return {"state": "cancelled", "batch_no": batch_no}
+    batch = _batch_of(sync, batch_json)
+    if batch is None:  # its copy is gone: loaded by an earlier delivery, or the table closed
+        return {"state": "skipped", "batch_no": batch_no}
     keep_alive(sync.run_id)
     result = _load(self, sync, batch)
     finish = finish_step(sync)
@@ -69,6 +82,26 @@ def load_batch(self: SyncTask, sync_json: dict[str, Any], batch_json: dict[str, 
         send_step(sync, finish)
     return {"state": "ok", "batch_no": batch.batch_no, "loaded": result.loaded,
             "rejected": len(result.rejected), "replayed": result.replayed}
+
+
+def _batch_of(sync: TableSync, batch_json: dict[str, Any]) -> Batch | None:
+    """The batch a load message names: carried whole, or read from its kept copy (None when
+    the copy is gone because the batch is loaded or its table closed).
+
+    Raises:
+        TerminalError: the copy is gone although the batch was never loaded (it expired).
+    """
+    if not batch_json.get(KEPT):
+        return Batch.from_json(batch_json)
+    run_id, table_id, batch_no = sync.run_id, sync.table.table_id, batch_json["batch_no"]
+    copy = barrier().kept_copy(run_id, table_id, batch_no)
+    if copy is not None:
+        return Batch.from_json(copy[1])
+    # (the copy goes in the same step that records the batch loaded, or when the table closes)
+    if barrier().is_loaded(run_id, table_id, batch_no) or barrier().is_closed(run_id, table_id):
+        return None
+    raise TerminalError(f"batch {batch_no} of table {sync.table.name!r} was neither loaded nor"
+                        " kept any more (its copy expired): sync the table again")
 
 
 def _load(task: SyncTask, sync: TableSync, batch: Batch) -> Any:

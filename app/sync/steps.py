@@ -49,6 +49,9 @@ class FetchedBatch:
     batch: Batch
     cursor: str | None
     last: bool
+    #: The JSON text of each of ``batch.records`` (``ensure_ascii=False``), made while sizing
+    #: them; None when a record holds a value JSON cannot write.
+    record_texts: list[str] | None = None
 
 
 def resolve_tables(extractor: TabularExtractor, wanted: Iterable[str]) -> list[TableRef]:
@@ -153,41 +156,71 @@ def iter_batches(pages: Iterable[Page], sync: TableSync, first_batch_no: int) ->
     so no batch (and no task message) holds a whole table. Batches end at page boundaries
     when they can, so a listing can resume after them. When ``pages`` end on a page that has
     a next cursor (only part of the listing was given), the last batch carries that cursor
-    and ``last`` is False; an empty listing yields one empty last batch.
+    and ``last`` is False; an empty listing yields one empty last batch. Each batch carries
+    its records' JSON texts (``FetchedBatch.record_texts``) when they are plain JSON.
     """
     plan = sync.plan
     part = sync.listing.partition_index
     batch_no, pending_bytes = first_batch_no, 0
     pending: list[Record] = []
+    texts: list[str] | None = []  # None once a pending record is not plain JSON
+    sizer = _Sizer()
     cursor: str | None = None
     # What the pending records are (a listing's phases never share a batch).
     kind: tuple[tuple[str, ...] | None, bool] | None = None
+
+    def cut(cursor: str | None, last: bool) -> FetchedBatch:
+        fields, seen = kind or (None, False)
+        return FetchedBatch(sync.batch(batch_no, pending, fields, seen), cursor, last, texts)
+
     for page in pages:
         if pending and kind != (page.fields, page.seen):
             # A new phase: the batch so far ends at the page boundary before it.
-            yield FetchedBatch(sync.batch(batch_no, pending, *kind), cursor, False)  # type: ignore[misc]
-            batch_no, pending, pending_bytes = batch_no + 1, [], 0
+            yield cut(cursor, False)
+            batch_no, pending, texts, pending_bytes = batch_no + 1, [], [], 0
         kind = (page.fields, page.seen)
         for record in page.records:
-            size = _size(record)
+            text, plain = sizer.encode(record)
+            size = len(text)
             if pending and (len(pending) >= plan.batch_max_records
                             or pending_bytes + size > plan.batch_max_bytes):
                 _check_span(sync, part, batch_no)
-                yield FetchedBatch(sync.batch(batch_no, pending, *kind), None, False)
-                batch_no, pending, pending_bytes = batch_no + 1, [], 0
+                yield cut(None, False)
+                batch_no, pending, texts, pending_bytes = batch_no + 1, [], [], 0
             pending.append(record)
             pending_bytes += size
+            if not plain:
+                texts = None
+            elif texts is not None:
+                texts.append(text)
         cursor = page.next_cursor
         _check_span(sync, part, batch_no)
         if cursor is None:
-            yield FetchedBatch(sync.batch(batch_no, pending, *kind), None, True)
+            yield cut(None, True)
             return
         if len(pending) >= plan.batch_max_records or pending_bytes >= plan.batch_max_bytes:
-            yield FetchedBatch(sync.batch(batch_no, pending, *kind), cursor, False)
-            batch_no, pending, pending_bytes = batch_no + 1, [], 0
+            yield cut(cursor, False)
+            batch_no, pending, texts, pending_bytes = batch_no + 1, [], [], 0
     if pending or batch_no == first_batch_no:
-        fields, seen = kind or (None, False)
-        yield FetchedBatch(sync.batch(batch_no, pending, fields, seen), cursor, cursor is None)
+        yield cut(cursor, cursor is None)
+
+
+class _Sizer:
+    """A record's JSON text, from which its size is taken (``ensure_ascii=False``; a value
+    JSON cannot write is written as its ``str``), and whether it is plain JSON (no value
+    needed that)."""
+
+    def __init__(self) -> None:
+        self._plain = True
+        self._encoder = json.JSONEncoder(ensure_ascii=False, default=self._as_text)
+
+    def encode(self, record: Record) -> tuple[str, bool]:
+        self._plain = True
+        return self._encoder.encode(record), self._plain
+
+    def _as_text(self, value: object) -> str:
+        self._plain = False
+        return str(value)
 
 
 def listing_batches(extractor: TabularExtractor, sync: TableSync,

@@ -169,6 +169,12 @@ class Warehouse(ABC):
         """
         return loader.write_rows(conn, self, target, pending, run_id)
 
+    @property
+    def binds_json_text(self) -> bool:
+        """Whether every write path binds JSON values through ``codec.to_json_text`` (the
+        engine's JSON serializer), so rows may carry them as ``codec.JSONText``."""
+        return False
+
     @abstractmethod
     def _diagnose(self, exc: sa.exc.DBAPIError) -> str:
         """Why the warehouse cannot be used and what to fix, after ``WAREHOUSE_URL <url>``."""

@@ -30,14 +30,25 @@ _SPECIAL_FLOATS: Final = frozenset({"NaN", "Infinity", "-Infinity", "-0.0"})
 _STRICT: Final = json.JSONEncoder(ensure_ascii=False, allow_nan=False)
 
 
+class JSONText(str):
+    """A JSON value already written as the text the warehouse stores (``to_json_text`` of it):
+    a row may carry one in a JSON column so the value is not encoded a second time when bound
+    (``rows.RowMaker(json_text=True)``). ``to_json_text`` gives it back as it is."""
+
+    __slots__ = ()
+
+
 def to_json_text(value: Any) -> str:
-    """``value`` as the JSON text the warehouse stores, unicode kept as is.
+    """``value`` as the JSON text the warehouse stores, unicode kept as is (a ``JSONText``
+    is that text already).
 
     Raises:
         TypeError: a value is not JSON-serialisable.
         ValueError: a value JSON cannot write (an int of more than 4300 digits) or one
             nested too deeply to walk.
     """
+    if type(value) is JSONText:
+        return value
     try:
         text = _STRICT.encode(value)
     except ValueError:  # a non-finite float (or an unwritable int, which the walk re-raises)

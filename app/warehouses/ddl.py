@@ -49,6 +49,11 @@ class Flavor(Protocol):
         """Whether text and JSON values may hold NUL characters."""
         ...
 
+    @property
+    def binds_json_text(self) -> bool:
+        """Whether rows may carry JSON values as their stored text (``codec.JSONText``)."""
+        ...
+
     def refuses_row(self, exc: sa.exc.DBAPIError) -> bool:
         """Whether ``exc`` is about one row's data, not the connection, table or statement."""
         ...

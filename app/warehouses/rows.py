@@ -18,6 +18,10 @@ _EXACT_INT: Final = 2**53
 #: Encoders built once: ``json.dumps`` with options builds one per call, for every record.
 _STRICT_JSON: Final = json.JSONEncoder(ensure_ascii=False, allow_nan=False)
 _LENIENT_JSON: Final = json.JSONEncoder(ensure_ascii=False, default=str)
+#: ``_STRICT_JSON`` without the check for circular values (it tracks every list and dict in
+#: a dict of ids): listed records cannot be circular, and one that is fails with
+#: RecursionError, which sends it the general way.
+_PLAIN_JSON: Final = json.JSONEncoder(ensure_ascii=False, allow_nan=False, check_circular=False)
 
 
 class UnstorableRecord(ValueError):
@@ -75,15 +79,35 @@ class RowMaker:
         *,
         exact_floats: bool = True,
         allows_nul: bool = True,
+        json_text: bool = False,
     ) -> None:
+        """Args:
+            columns, run_id, exact_floats, allows_nul: as ``to_row``'s.
+            json_text: Give a JSON column's value as its stored text (``codec.JSONText``),
+                encoded once here instead of once to check the record and again when bound:
+                only for a warehouse whose every write path binds JSON through
+                ``codec.to_json_text`` (which passes such text through).
+        """
         self.run_id = run_id
         self.allows_nul = allows_nul
         self._plan = [(col.field_name, col.column, _placer(col, exact_floats), _absent(col))
                       for col in columns]
         self._mapped = frozenset(col.field_name for col in columns)
+        # The common record goes through ``_plain_row``; it needs every field name storable
+        # and NUL allowed (``_check_storable`` looks for NUL in the whole text otherwise).
+        self._texts = (
+            [(col.field_name, col.column, _absent(col), col.kind == kinds.JSON,
+              col.source_type in kinds.COMPUTED_TYPES, _placer(col, exact_floats))
+             for col in columns]
+            if json_text and allows_nul and all(_encodable(c.field_name) for c in columns)
+            else None)
 
     def __call__(self, record: Record, *, packed: bool = False) -> dict[str, Any]:
         """The row of ``record``; see ``to_row``."""
+        if self._texts is not None and not packed:
+            plain = self._plain_row(record)
+            if plain is not None:
+                return plain
         # (exact type first: an isinstance check against Mapping costs more than the rest)
         if type(record) is not dict and not isinstance(record, Mapping):
             raise UnstorableRecord(f"a record must be an object, not {type(record).__name__}")
@@ -122,6 +146,69 @@ class RowMaker:
         row[naming.DELETED_AT] = None
         _check_storable(record_id, fields, unfit, allows_nul=self.allows_nul, text=text)
         return row
+
+    def _plain_row(self, record: Record) -> dict[str, Any] | None:
+        """The row of a record whose every value lands in its own column as it is, with each
+        JSON value as its stored text; None for any other record (``__call__`` then makes
+        its row the general way, which also gives every reason to reject it).
+
+        What it accepts gets the row the general way gives, JSON values written as text:
+        each JSON value encodes strictly with no marker (so the record's values are what the
+        general way calls encodable), nothing goes to ``__unfit``, and every string is
+        valid unicode, field names included (the general way's check of the record's text).
+        """
+        assert self._texts is not None
+        if type(record) is not dict:
+            return None
+        record_id = record.get("id")
+        fields = record.get("fields")
+        if type(record_id) is not str or not record_id or not _storable_text(record_id):
+            return None
+        if fields is None:
+            fields = {}
+        elif type(fields) is not dict:
+            return None
+        if not self._mapped.issuperset(fields):
+            return None  # a field without a column: kept in __unfit (or an odd name)
+        try:
+            created = _created_time(record.get("createdTime"))
+        except UnstorableRecord:
+            return None
+        row: dict[str, Any] = {naming.ID: record_id, naming.CREATED_TIME: created,
+                               naming.RUN_ID: self.run_id}
+        encode, walk = _PLAIN_JSON.encode, codec.needs_walk
+        for field_name, column, absent, is_json, computed, placer in self._texts:
+            value = fields.get(field_name)
+            if value is None:
+                row[column] = absent
+            elif is_json:
+                if computed and kinds.is_formula_error(value):
+                    return None
+                try:
+                    text = encode(value)
+                except (TypeError, ValueError, RecursionError):
+                    return None
+                if walk(text) or not _storable_text(text):
+                    return None
+                row[column] = codec.JSONText(text)
+            else:
+                kind = type(value)
+                if kind is not str and kind is not int and kind is not float and kind is not bool:
+                    return None
+                if kind is str and not _storable_text(value):
+                    return None
+                stored, keep = placer(value, True)
+                if keep:
+                    return None
+                row[column] = stored
+        row[naming.UNFIT] = None
+        row[naming.DELETED_AT] = None
+        return row
+
+
+def _storable_text(text: str) -> bool:
+    """Whether ``text`` is valid unicode (no lone surrogate), which UTF-8 can store."""
+    return text.isascii() or _encodable(text)
 
 
 def _placer(column: Column, exact_floats: bool) -> Placer:

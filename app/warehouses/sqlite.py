@@ -61,6 +61,12 @@ class SQLiteWarehouse(Warehouse):
     exact_floats = False
     allows_nul = True
 
+    @property
+    def binds_json_text(self) -> bool:
+        # the default write path binds through the engine; a subclass writing rows its own
+        # way gets the values themselves
+        return type(self).write_rows is Warehouse.write_rows
+
     def _create_engine(self) -> sa.Engine:
         in_memory = self.url.database in (None, "", ":memory:")
         # connect_args would override the URL's own ``?timeout=`` (seconds), so only default it.

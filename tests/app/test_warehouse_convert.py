@@ -12,7 +12,7 @@ import pytest
 from app.contracts import Column, FieldSpec
 from app.warehouses.convert import number_text, scalar_text, to_column_by_conversion
 from app.warehouses.kinds import MISFIT, is_formula_error, kind_for_field
-from app.warehouses.rows import RowMaker, place, to_record, to_row
+from app.warehouses.rows import RowMaker, UnstorableRecord, place, to_record, to_row
 
 
 def column(kind, source_type=None):
@@ -224,3 +224,70 @@ def test_a_row_maker_places_every_value_as_place_does(kind, source_type, exact_f
             assert row["f"] == stored or (stored != stored and row["f"] != row["f"]), value
             assert type(row["f"]) is type(stored), value
             assert ("F" in row["__unfit"]) is keep, value
+
+
+def _circular():
+    loop: list = []
+    loop.append(loop)
+    return loop
+
+
+def _nested(depth):
+    value: list = []
+    for _ in range(depth):
+        value = [value]
+    return value
+
+
+_HOSTILE_FIELDS = [
+    {}, {"F": "\ud800"}, {"F": "a\x00b"}, {"F": "ünï"}, {"\ud800": None}, {"Other": None},
+    {"G": "\ud800x"}, {"G": {"k": "\udfff"}}, {"G": {"\ud800": 1}}, {"G": [-0.0]},
+    {"G": {"__conveyor_float__": "NaN"}}, {"G": "-0.0 in text"}, {"F": "__conveyor_ in text"},
+    {"G": [float("nan")]}, {"G": {1, 2}}, {"G": {"error": "#ERROR!"}}, {"H": {"error": "#N/A"}},
+    {"H": [1, "a"]}, {"H": "plain"}, {"N": float("nan")}, {"N": -0.0}, {"N": 2**60}, {"N": "12"},
+    {"N": True}, {"B": 1}, {"B": True}, {"F": 5}, {"D": "2024-02-30"}, {"D": "2024-02-29"},
+    {"T": "2024-03-01T10:20:30.000Z"}, {"F": _Text("sub")}, {"G": _Text("sub")},
+    {"F": "x", "G": ["ü", {"a": None}], "H": 3, "N": 1.5, "B": False, "D": "2024-01-01"},
+    {"G": _circular()}, {"G": _nested(5000)},
+]
+
+
+@pytest.mark.parametrize("exact_floats", [True, False])
+def test_a_row_maker_giving_json_text_makes_the_same_rows(exact_floats):
+    """``json_text=True`` only writes JSON values as their stored text: every other value,
+    ``__unfit`` and every rejection (with its reason) are those of the general way."""
+    from app.warehouses import codec
+
+    columns = [Column("f1", "F", "f", "text", "singleLineText"),
+               Column("f2", "G", "g", "json", "multipleSelects"),
+               Column("f3", "H", "h", "json", "formula"),
+               Column("f4", "N", "n", "number", "number"),
+               Column("f5", "B", "b", "boolean", "checkbox"),
+               Column("f6", "D", "d", "date", "date"),
+               Column("f7", "T", "t", "timestamp", "dateTime")]
+    general = RowMaker(columns, "run-1", exact_floats=exact_floats)
+    texts = RowMaker(columns, "run-1", exact_floats=exact_floats, json_text=True)
+    records = [{"id": "rec1", "createdTime": "2024-03-01T10:20:30.000Z", "fields": fields}
+               for fields in _HOSTILE_FIELDS]
+    records += [{"id": "rec\ud800", "fields": {}}, {"id": 5, "fields": {}}, ["not", "a record"],
+                {"id": "rec2", "createdTime": "yesterday", "fields": {}},
+                {"id": "rec3", "fields": [1]}, {"id": "rec4", "fields": None}]
+    as_text = 0
+    for record in records:
+        try:
+            expected = general(record)
+        except UnstorableRecord as exc:
+            with pytest.raises(UnstorableRecord) as raised:
+                texts(record)
+            assert str(raised.value) == str(exc), record
+            continue
+        row = texts(record)
+        assert row.keys() == expected.keys(), record
+        for key, value in row.items():
+            if type(value) is codec.JSONText:
+                as_text += 1
+                assert value == codec.to_json_text(expected[key]), record
+            else:
+                assert repr(value) == repr(expected[key]), (record, key)
+                assert type(value) is type(expected[key]), (record, key)
+    assert as_text >= 5  # the usual records took the text way

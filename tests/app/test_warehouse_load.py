@@ -305,3 +305,32 @@ def test_loading_more_batches_compiles_no_more_statements(warehouse):
     few = statements_added(4, "run-2")
     many = statements_added(12, "run-3")
     assert many <= few
+
+
+@pytest.mark.parametrize("open_warehouse", ["sqlite"], indirect=True)
+def test_the_driver_executemany_stores_what_sqlalchemy_binding_stores(open_warehouse, monkeypatch):
+    """The upsert's rows go to the driver as tuples processed by SQLAlchemy's own bind
+    processors: the database must hold byte for byte what SQLAlchemy's executemany stores."""
+    from app.warehouses import loader
+
+    hostile = [*SOURCE, {"id": "rec4", "createdTime": "2024-03-04T01:02:03.456Z", "fields": {
+        "Amount": float("nan"), "Calc": {"error": "#ERROR!"}, "Files": [{"x": -0.0}],
+        "Tags": [{"__conveyor_float__": "NaN"}], "Name": "a\x00b", "Extra": {"k": [1, None]}}}]
+
+    def stored(warehouse, name):
+        target = sync(warehouse, table_schema(name, *TYPED.fields), hostile)
+        with warehouse.engine.connect() as conn:
+            rows = conn.exec_driver_sql(
+                f'SELECT * FROM "{target.write_to}" ORDER BY "{naming.ID}"').all()
+        return [tuple(row) for row in rows]
+
+    driver_calls = []
+    real = sa.Connection.exec_driver_sql
+    monkeypatch.setattr(sa.Connection, "exec_driver_sql", lambda self, sql, params=None, *a, **k: (
+        driver_calls.append(sql) if isinstance(params, list) else None,
+        real(self, sql, params, *a, **k))[1])
+    fast = stored(open_warehouse(), "Fast")
+    assert any(sql.startswith("INSERT") for sql in driver_calls)  # the driver's path was taken
+    monkeypatch.setattr(loader, "_execute_many", lambda conn, upsert, rows: conn.execute(upsert, rows))
+    assert stored(open_warehouse(), "Slow") == fast
+    assert len(fast) == 4

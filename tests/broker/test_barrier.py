@@ -42,6 +42,18 @@ def test_copies_are_kept_until_loaded(redis_url):
     assert barrier.pending("r", "t") == {}
 
 
+def test_a_kept_copy_is_read_until_its_batch_is_loaded(redis_url):
+    barrier = Barrier(redis_client(redis_url))
+    barrier.keep_copy("r", "t", 1_000_003, ["sync", {"batch_no": 1_000_003, "records": [{}]}])
+    assert barrier.kept_copy("r", "t", 1_000_003) == [
+        "sync", {"batch_no": 1_000_003, "records": [{}]}]
+    assert not barrier.is_loaded("r", "t", 1_000_003)
+    barrier.mark_loaded("r", "t", 1_000_003)
+    assert barrier.kept_copy("r", "t", 1_000_003) is None
+    assert barrier.is_loaded("r", "t", 1_000_003)
+    assert not barrier.is_loaded("r", "t", 3)  # the same number in another epoch
+
+
 def test_the_last_table_finishes_the_run_once(redis_url):
     barrier = Barrier(redis_client(redis_url))
     assert not barrier.table_done("r", "a", 2)

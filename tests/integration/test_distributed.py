@@ -153,6 +153,7 @@ def test_no_message_holds_more_than_a_batch_and_none_holds_the_token(stack):
             time.sleep(0.05)
     assert handle.status()["state"] == "succeeded"
     payloads = tap.payloads()
+    # (a load message names its batch; the records cross once, in the batch's kept copy)
     batch_messages = [p for p in payloads if most_records(p) > 0]
     assert len(batch_messages) >= 40
     assert max(most_records(p) for p in payloads) <= 500

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 import threading
 from typing import Any
 
@@ -45,12 +46,8 @@ class BrokerTap:
         """Every JSON document seen in a command, with kombu message bodies decoded."""
         found = []
         for command in self.commands:
-            start = command.find("{")
-            if start < 0:
-                continue
-            try:
-                document = json.loads(command[start:])
-            except ValueError:
+            document = _json_tail(command)
+            if document is None:
                 continue
             found.append(document)
             if isinstance(document, dict) and "body" in document:
@@ -66,6 +63,38 @@ class BrokerTap:
     def decoded_text(self) -> str:
         """All commands and decoded bodies as one text, for secret scans."""
         return "\n".join(self.commands) + "\n" + "\n".join(json.dumps(p) for p in self.payloads())
+
+
+#: What MONITOR escapes in an argument besides the quote (which redis-py unescapes): bytes
+#: outside printable ASCII as ``\xHH``, a backslash as two, and a few control characters.
+_ESCAPED = re.compile(r"\\(x[0-9a-fA-F]{2}|[\\nrtab])")
+_CONTROL = {"\\": b"\\", "n": b"\n", "r": b"\r", "t": b"\t", "a": b"\a", "b": b"\b"}
+
+
+def _unescaped(command: str) -> str:
+    """A command as MONITOR printed it, with its arguments' bytes restored (UTF-8 text)."""
+    if "\\" not in command:
+        return command
+    out, pos = bytearray(), 0
+    for match in _ESCAPED.finditer(command):
+        out += command[pos:match.start()].encode()
+        escape = match.group(1)
+        out += bytes([int(escape[1:], 16)]) if escape[0] == "x" else _CONTROL[escape]
+        pos = match.end()
+    out += command[pos:].encode()
+    return out.decode("utf-8", "replace")
+
+
+def _json_tail(command: str) -> Any:
+    """The JSON document a command ends with (an object, or an array such as a kept batch
+    message), or None."""
+    command = _unescaped(command)
+    for start in sorted(i for i in (command.find("{"), command.find("[")) if i >= 0):
+        try:
+            return json.loads(command[start:])
+        except ValueError:
+            continue
+    return None
 
 
 def most_records(document: Any) -> int:
