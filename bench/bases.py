@@ -19,27 +19,107 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
 import tempfile
 import time
+from collections import defaultdict
 from pathlib import Path
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
+from bench.memory import tree  # noqa: E402
 from bench.support import TOKEN, SandboxProcess, SandboxSpec, Workers, sustained_rate  # noqa: E402
 
 CEILING = 500.0
+LIMIT = 5  # requests per base in any second, as the sandbox counts them
+_BASE_IN_PATH = re.compile(r"^\S+ /v0/(?:meta/bases/)?(app[A-Za-z0-9]+)/")
+_TICKS = os.sysconf("SC_CLK_TCK")
 
 
-def sync_all(sandbox: SandboxProcess, base_ids: list[str], tmp: Path) -> tuple[float, float, int]:
-    """Sync every base at once; (sustained, whole-run rec/s, 429s) over all of them."""
+def cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) used so far by ``pid`` and its descendants."""
+    total = 0
+    for member in tree(pid):
+        try:
+            with open(f"/proc/{member}/stat") as stat:
+                fields = stat.read().rsplit(")", 1)[1].split()
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+        total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / _TICKS
+
+
+def host_busy() -> tuple[float, float]:
+    """(busy, total) jiffies of all cores since boot, from /proc/stat."""
+    with open("/proc/stat") as stat:
+        values = [int(v) for v in stat.readline().split()[1:]]
+    idle = values[3] + values[4]  # idle, iowait
+    return sum(values) - idle, sum(values)
+
+
+class CpuMeter:
+    """CPU share of each named process tree, and of the whole host, between start and stop."""
+
+    def __init__(self, pids: dict[str, int]) -> None:
+        self.pids = pids
+        self.started = time.perf_counter()
+        self.before = {name: cpu_seconds(pid) for name, pid in pids.items()}
+        self.host_before = host_busy()
+
+    def report(self) -> str:
+        wall = time.perf_counter() - self.started
+        shares = ", ".join(f"{name} {(cpu_seconds(pid) - self.before[name]) / wall:.0%}"
+                           for name, pid in self.pids.items())
+        busy, total = host_busy()
+        host = (busy - self.host_before[0]) / max(total - self.host_before[1], 1)
+        return (f"    CPU over {wall:.0f} s (100 % = one core): {shares}; host busy {host:.0%} "
+                f"of {os.cpu_count()} cores; load {os.getloadavg()[0]:.1f}")
+
+
+def per_base(entries: list[tuple[float, str, int, int]], start_at: float) -> list[str]:
+    """One line per base: its own sustained rate, requests, 429s (when), tightest 5-spans."""
+    by_base: dict[str, list[tuple[float, str, int, int]]] = defaultdict(list)
+    for at, target, status, records in entries:
+        match = _BASE_IN_PATH.match(target)
+        by_base[match.group(1) if match else "-"].append((at, "list", status, records))
+    lines = []
+    for base_id, log in sorted(by_base.items()):
+        sustained, rejected = sustained_rate(log)
+        accepted = sorted(at for at, _, status, _ in log if status != 429)
+        spans = sorted(accepted[i + LIMIT] - accepted[i] for i in range(len(accepted) - LIMIT))
+        tight = ", ".join(f"{span * 1000:.0f}" for span in spans[:3])
+        served = [at for at, _, status, n in log if status == 200 and n]
+        refused = ", ".join(f"{at - start_at:.1f}" for at, _, status, _ in sorted(log)
+                            if status == 429)
+        window = (f"{min(served) - start_at:.1f}-{max(served) - start_at:.1f} s"
+                  if served else "nothing served")
+        lines.append(f"    {base_id}: {sustained:,.0f} rec/s sustained ({sustained / CEILING:.0%}), "
+                     f"{len(log)} requests, pages {window}, tightest {LIMIT}-spans {tight} ms, "
+                     f"429s {rejected}" + (f" at {refused} s" if refused else ""))
+        ordered = sorted(log)
+        for i, (at, _, status, _) in enumerate(ordered):
+            if status == 429:  # what the sandbox had counted in the second before it
+                before = [f"{(at - earlier) * 1000:.0f}" for earlier, _, code, _ in ordered[:i]
+                          if code != 429 and at - earlier < 1.0]
+                lines.append(f"      429 at {at - start_at:.2f} s: accepted {len(before)} in the "
+                             f"second before it, {', '.join(before)} ms earlier")
+    return lines
+
+
+def sync_all(sandbox: SandboxProcess, base_ids: list[str], tmp: Path,
+             meter: dict[str, int] | None = None) -> tuple[float, float, int, list[str]]:
+    """Sync every base at once; (sustained, whole-run rec/s, 429s) over all of them, and the
+    detail lines (per base, and CPU of each process tree in ``meter``) when ``meter`` is given."""
     from app.extractors import AirtableExtractor
     from app.warehouses import SQLiteWarehouse
     from app.workflows import ETLWorkflow
     from broker.producer import enqueue
 
     sandbox.reset()
+    cpu = CpuMeter(meter) if meter is not None else None
+    start_at = time.monotonic()
     started = time.perf_counter()
     handles = [enqueue(ETLWorkflow(AirtableExtractor(base_id=base_id, api_url=sandbox.url),
                                    SQLiteWarehouse(f"sqlite:///{tmp / base_id}.db")),
@@ -47,7 +127,8 @@ def sync_all(sandbox: SandboxProcess, base_ids: list[str], tmp: Path) -> tuple[f
     records = sum(t["fetched"] for h in handles for t in h.wait(timeout=3600)["tables"])
     whole = records / (time.perf_counter() - started)
     sustained, rejected = sustained_rate(sandbox.log())
-    return sustained, whole, rejected
+    detail = [] if cpu is None else [cpu.report(), *per_base(sandbox.log_targets(), start_at)]
+    return sustained, whole, rejected, detail
 
 
 def main() -> None:
@@ -56,6 +137,8 @@ def main() -> None:
     parser.add_argument("--records", type=int, default=6000)
     parser.add_argument("--concurrency", type=int, default=2)
     parser.add_argument("--latency", type=float, default=0.3)
+    parser.add_argument("--detail", action="store_true",
+                        help="per base: rate, 429s and their times; CPU share of each process")
     parser.add_argument("--redis", default=os.environ.get(
         "CONVEYOR_BENCH_REDIS_URL", "redis://127.0.0.1:6379/7"))
     args = parser.parse_args()
@@ -77,12 +160,19 @@ def main() -> None:
                    "WAREHOUSE_URL": f"sqlite:///{tmp / 'default.db'}"}
             os.environ.update(env)
             queues = [("extract", args.concurrency)] * n + [("load", 1)]
-            with Workers(queues, args.redis, env, tmp):
+            with Workers(queues, args.redis, env, tmp) as workers:
+                meter = None
+                if args.detail:
+                    meter = {"sandbox": sandbox.pid,
+                             **{f"{queue}{i}": proc.pid for i, ((queue, _), proc)
+                                in enumerate(zip(queues, workers.procs, strict=True))}}
                 for run in ("first sync", "partitioned"):
-                    sustained, whole, rejected = sync_all(sandbox, base_ids, tmp)
+                    sustained, whole, rejected, detail = sync_all(sandbox, base_ids, tmp, meter)
                     print(f"{n:<6} {run:<12} {sustained:>16,.0f} "
                           f"{sustained / (n * CEILING):>8.2f} {whole:>10,.0f} {rejected:>5}",
                           flush=True)
+                    for line in detail:
+                        print(line, flush=True)
 
 
 if __name__ == "__main__":
