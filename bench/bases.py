@@ -78,20 +78,27 @@ class CpuMeter:
                 f"of {os.cpu_count()} cores; load {os.getloadavg()[0]:.1f}")
 
 
-def per_base(entries: list[tuple[float, str, int, int]], start_at: float) -> list[str]:
-    """One line per base: its own sustained rate, requests, 429s (when), tightest 5-spans."""
-    by_base: dict[str, list[tuple[float, str, int, int]]] = defaultdict(list)
-    for at, target, status, records in entries:
+def per_base(entries: list[tuple[float, str, int, int, float]], start_at: float,
+             latency: float) -> list[str]:
+    """One line per base: its own sustained rate, requests, when its pages were served, the
+    tightest 5-request spans and its 429s; then, for each 429 the window caused (not those
+    answered during a penalty), the 5 requests the sandbox had accepted in the second before
+    it: when they were counted, when they reached the sandbox's handler (before the simulated
+    latency), and how late the sandbox woke from that latency for each of the 6."""
+    by_base: dict[str, list[tuple[float, str, int, int, float]]] = defaultdict(list)
+    for at, target, status, records, received in entries:
         match = _BASE_IN_PATH.match(target)
-        by_base[match.group(1) if match else "-"].append((at, "list", status, records))
+        by_base[match.group(1) if match else "-"].append(
+            (at, "list", status, records, received))
     lines = []
     for base_id, log in sorted(by_base.items()):
-        sustained, rejected = sustained_rate(log)
-        accepted = sorted(at for at, _, status, _ in log if status != 429)
+        plain = [(at, kind, status, n) for at, kind, status, n, _ in log]
+        sustained, rejected = sustained_rate(plain)
+        accepted = sorted(at for at, _, status, _ in plain if status != 429)
         spans = sorted(accepted[i + LIMIT] - accepted[i] for i in range(len(accepted) - LIMIT))
         tight = ", ".join(f"{span * 1000:.0f}" for span in spans[:3])
-        served = [at for at, _, status, n in log if status == 200 and n]
-        refused = ", ".join(f"{at - start_at:.1f}" for at, _, status, _ in sorted(log)
+        served = [at for at, _, status, n in plain if status == 200 and n]
+        refused = ", ".join(f"{at - start_at:.1f}" for at, _, status, _ in sorted(plain)
                             if status == 429)
         window = (f"{min(served) - start_at:.1f}-{max(served) - start_at:.1f} s"
                   if served else "nothing served")
@@ -99,12 +106,18 @@ def per_base(entries: list[tuple[float, str, int, int]], start_at: float) -> lis
                      f"{len(log)} requests, pages {window}, tightest {LIMIT}-spans {tight} ms, "
                      f"429s {rejected}" + (f" at {refused} s" if refused else ""))
         ordered = sorted(log)
-        for i, (at, _, status, _) in enumerate(ordered):
-            if status == 429:  # what the sandbox had counted in the second before it
-                before = [f"{(at - earlier) * 1000:.0f}" for earlier, _, code, _ in ordered[:i]
-                          if code != 429 and at - earlier < 1.0]
-                lines.append(f"      429 at {at - start_at:.2f} s: accepted {len(before)} in the "
-                             f"second before it, {', '.join(before)} ms earlier")
+        for i, (at, _, status, _, received) in enumerate(ordered):
+            if status != 429:
+                continue
+            before = [entry for entry in ordered[:i] if entry[2] != 429 and at - entry[0] < 1.0]
+            if len(before) < LIMIT:
+                continue  # answered during the penalty a previous 429 started
+            first = before[0]
+            late = ", ".join(f"{(e[0] - e[4] - latency) * 1000:.0f}" for e in [*before, ordered[i]])
+            lines.append(
+                f"      429 at {at - start_at:.2f} s: counted {(at - first[0]) * 1000:.0f} ms after "
+                f"the 5th request before it, reached the sandbox {(received - first[4]) * 1000:.0f} "
+                f"ms after it; the sandbox woke late from the latency by {late} ms (6 requests)")
     return lines
 
 
@@ -127,7 +140,8 @@ def sync_all(sandbox: SandboxProcess, base_ids: list[str], tmp: Path,
     records = sum(t["fetched"] for h in handles for t in h.wait(timeout=3600)["tables"])
     whole = records / (time.perf_counter() - started)
     sustained, rejected = sustained_rate(sandbox.log())
-    detail = [] if cpu is None else [cpu.report(), *per_base(sandbox.log_targets(), start_at)]
+    detail = [] if cpu is None else [
+        cpu.report(), *per_base(sandbox.log_targets(), start_at, sandbox.spec.latency_seconds)]
     return sustained, whole, rejected, detail
 
 
