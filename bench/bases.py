@@ -97,13 +97,20 @@ def per_base(entries: list[tuple[float, str, int, int, float]], start_at: float,
         accepted = sorted(at for at, _, status, _ in plain if status != 429)
         spans = sorted(accepted[i + LIMIT] - accepted[i] for i in range(len(accepted) - LIMIT))
         tight = ", ".join(f"{span * 1000:.0f}" for span in spans[:3])
+        reached = sorted(received for _, _, status, _, received in log if status != 429)
+        reached_spans = sorted(reached[i + LIMIT] - reached[i]
+                               for i in range(len(reached) - LIMIT))
+        tight_reached = ", ".join(f"{span * 1000:.0f}" for span in reached_spans[:3])
+        late = sorted(at - received - latency for at, _, _, _, received in log)
         served = [at for at, _, status, n in plain if status == 200 and n]
         refused = ", ".join(f"{at - start_at:.1f}" for at, _, status, _ in sorted(plain)
                             if status == 429)
         window = (f"{min(served) - start_at:.1f}-{max(served) - start_at:.1f} s"
                   if served else "nothing served")
         lines.append(f"    {base_id}: {sustained:,.0f} rec/s sustained ({sustained / CEILING:.0%}), "
-                     f"{len(log)} requests, pages {window}, tightest {LIMIT}-spans {tight} ms, "
+                     f"{len(log)} requests, pages {window}, tightest {LIMIT}-spans {tight} ms "
+                     f"as counted, {tight_reached} ms as received; sandbox late from latency "
+                     f"median {late[len(late) // 2] * 1000:.0f} ms, max {late[-1] * 1000:.0f} ms; "
                      f"429s {rejected}" + (f" at {refused} s" if refused else ""))
         ordered = sorted(log)
         for i, (at, _, status, _, received) in enumerate(ordered):
@@ -151,6 +158,8 @@ def main() -> None:
     parser.add_argument("--records", type=int, default=6000)
     parser.add_argument("--concurrency", type=int, default=2)
     parser.add_argument("--latency", type=float, default=0.3)
+    parser.add_argument("--sandbox-nice", type=int, default=0,
+                        help="niceness of the sandbox process (negative needs root)")
     parser.add_argument("--detail", action="store_true",
                         help="per base: rate, 429s and their times; CPU share of each process")
     parser.add_argument("--redis", default=os.environ.get(
@@ -159,14 +168,15 @@ def main() -> None:
     counts = [int(n) for n in args.bases.split(",")]
     os.environ["CELERY_BROKER_URL"] = args.redis
     print(f"{args.records} records per base, 5 req/s per base, {args.latency * 1000:.0f} ms "
-          f"latency; {os.cpu_count()} cores, load {os.getloadavg()[0]:.1f}")
+          f"latency; extract workers × {args.concurrency} processes, sandbox nice "
+          f"{args.sandbox_nice}; {os.cpu_count()} cores, load {os.getloadavg()[0]:.1f}")
     print(f"{'bases':<6} {'run':<12} {'sustained rec/s':>16} {'/ N×500':>8} {'whole-run':>10} "
           f"{'429s':>5}")
     for n in counts:
         base_ids = [f"appBENCHBASES{i:04d}" for i in range(n)]
         spec = SandboxSpec(tables={"Records": args.records}, requests_per_second=5.0,
                            penalty_seconds=30.0, latency_seconds=args.latency,
-                           base_ids=tuple(base_ids))
+                           base_ids=tuple(base_ids), nice=args.sandbox_nice)
         with tempfile.TemporaryDirectory() as tmp_dir, SandboxProcess(spec) as sandbox:
             tmp = Path(tmp_dir)
             env = {"AIRTABLE_API_URL": sandbox.url, "AIRTABLE_API_KEY": TOKEN,
