@@ -9,10 +9,23 @@ load worker; each base's first sync (one listing, the baseline), then its second
 partitions, all N runs enqueued at once. Printed per N: the aggregate rate sustained between
 10 % and 90 % of all records served, as a ratio of N × 500, the whole-run rate, and 429s.
 
+``--concurrency`` is 4 by default (it was 2): a partitioned base pages its 4 windows at once
+only with 4 processes free for it, and at 300 ms latency one base needs about 3 requests in
+flight to keep 5 req/s. With 2 processes per worker one base sustained 0.86-0.92 of 500 rec/s
+with no 429 and the limiter's spacing intact (tightest 5-request spans ≥ 1000 ms): the
+processes, not the pacing, were the limit (docs/performance.md, "Many bases").
+
+``--detail`` prints, per N and run, the CPU share of the sandbox and of each worker's process
+tree and the host's busy share and load average, and per base its own sustained rate, when
+its pages were served, its tightest 5-request spans as the sandbox counted them and as they
+reached its handler, how late the sandbox woke from the simulated latency, and for each 429
+the six requests of the window that refused it. ``--sandbox-nice -10`` (root) runs the
+stand-in for Airtable's servers ahead of the host's other load; the figures say which.
+
 Target: N bases ≥ 0.95 × N × 500 rec/s (with 0 × 429).
 
-    python bench/bases.py [--bases 1,2,4] [--records 6000] [--concurrency 2]
-        [--redis redis://127.0.0.1:6379/7]   (the Redis DB is flushed)
+    python bench/bases.py [--bases 1,2,4] [--records 6000] [--concurrency 4] [--detail]
+        [--sandbox-nice 0] [--redis redis://127.0.0.1:6379/7]   (the Redis DB is flushed)
 """
 
 from __future__ import annotations
@@ -78,18 +91,25 @@ class CpuMeter:
                 f"of {os.cpu_count()} cores; load {os.getloadavg()[0]:.1f}")
 
 
+def _page_kind(target: str) -> str:
+    """'meta' for a metadata read, 'first' for a listing's first page, 'next' for a later one."""
+    if "/meta/" in target:
+        return "meta"
+    return "next" if "offset" in target else "first"
+
+
 def per_base(entries: list[tuple[float, str, int, int, float]], start_at: float,
              latency: float) -> list[str]:
     """One line per base: its own sustained rate, requests, when its pages were served, the
     tightest 5-request spans and its 429s; then, for each 429 the window caused (not those
     answered during a penalty), the 5 requests the sandbox had accepted in the second before
     it: when they were counted, when they reached the sandbox's handler (before the simulated
-    latency), and how late the sandbox woke from that latency for each of the 6."""
+    latency), how late the sandbox woke from that latency, and which page each of the 6 was."""
     by_base: dict[str, list[tuple[float, str, int, int, float]]] = defaultdict(list)
     for at, target, status, records, received in entries:
         match = _BASE_IN_PATH.match(target)
         by_base[match.group(1) if match else "-"].append(
-            (at, "list", status, records, received))
+            (at, target, status, records, received))
     lines = []
     for base_id, log in sorted(by_base.items()):
         plain = [(at, kind, status, n) for at, kind, status, n, _ in log]
@@ -120,11 +140,13 @@ def per_base(entries: list[tuple[float, str, int, int, float]], start_at: float,
             if len(before) < LIMIT:
                 continue  # answered during the penalty a previous 429 started
             first = before[0]
-            late = ", ".join(f"{(e[0] - e[4] - latency) * 1000:.0f}" for e in [*before, ordered[i]])
+            six = [*before, ordered[i]]
+            late = ", ".join(f"{(e[0] - e[4] - latency) * 1000:.0f}" for e in six)
             lines.append(
                 f"      429 at {at - start_at:.2f} s: counted {(at - first[0]) * 1000:.0f} ms after "
                 f"the 5th request before it, reached the sandbox {(received - first[4]) * 1000:.0f} "
-                f"ms after it; the sandbox woke late from the latency by {late} ms (6 requests)")
+                f"ms after it; the sandbox woke late from the latency by {late} ms (6 requests: "
+                f"{' '.join(_page_kind(e[1]) for e in six)})")
     return lines
 
 
@@ -156,8 +178,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--bases", default="1,2,4")
     parser.add_argument("--records", type=int, default=6000)
-    parser.add_argument("--concurrency", type=int, default=2)
+    parser.add_argument("--concurrency", type=int, default=4)
     parser.add_argument("--latency", type=float, default=0.3)
+    parser.add_argument("--partitioned-runs", type=int, default=1,
+                        help="partitioned syncs after the first, on the same (by then warm) workers")
     parser.add_argument("--sandbox-nice", type=int, default=0,
                         help="niceness of the sandbox process (negative needs root)")
     parser.add_argument("--detail", action="store_true",
@@ -190,7 +214,7 @@ def main() -> None:
                     meter = {"sandbox": sandbox.pid,
                              **{f"{queue}{i}": proc.pid for i, ((queue, _), proc)
                                 in enumerate(zip(queues, workers.procs, strict=True))}}
-                for run in ("first sync", "partitioned"):
+                for run in ("first sync", *["partitioned"] * args.partitioned_runs):
                     sustained, whole, rejected, detail = sync_all(sandbox, base_ids, tmp, meter)
                     print(f"{n:<6} {run:<12} {sustained:>16,.0f} "
                           f"{sustained / (n * CEILING):>8.2f} {whole:>10,.0f} {rejected:>5}",
