@@ -24,8 +24,13 @@ stand-in for Airtable's servers ahead of the host's other load; the figures say 
 
 Target: N bases ≥ 0.95 × N × 500 rec/s (with 0 × 429).
 
+``--partitioned-runs K`` repeats the partitioned sync K times on the same workers;
+``--new-workers`` then runs one more on newly started workers, the sandbox kept (whether the
+429s at N = 4 come from freshly started pool processes: not only, docs/performance.md).
+
     python bench/bases.py [--bases 1,2,4] [--records 6000] [--concurrency 4] [--detail]
-        [--sandbox-nice 0] [--redis redis://127.0.0.1:6379/7]   (the Redis DB is flushed)
+        [--partitioned-runs 1] [--new-workers] [--sandbox-nice 0]
+        [--redis redis://127.0.0.1:6379/7]   (the Redis DB is flushed)
 """
 
 from __future__ import annotations
@@ -181,7 +186,9 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=4)
     parser.add_argument("--latency", type=float, default=0.3)
     parser.add_argument("--partitioned-runs", type=int, default=1,
-                        help="partitioned syncs after the first, on the same (by then warm) workers")
+                        help="partitioned syncs after the first sync, on the same workers")
+    parser.add_argument("--new-workers", action="store_true",
+                        help="then one more partitioned sync on newly started workers")
     parser.add_argument("--sandbox-nice", type=int, default=0,
                         help="niceness of the sandbox process (negative needs root)")
     parser.add_argument("--detail", action="store_true",
@@ -208,20 +215,25 @@ def main() -> None:
                    "WAREHOUSE_URL": f"sqlite:///{tmp / 'default.db'}"}
             os.environ.update(env)
             queues = [("extract", args.concurrency)] * n + [("load", 1)]
-            with Workers(queues, args.redis, env, tmp) as workers:
-                meter = None
-                if args.detail:
-                    meter = {"sandbox": sandbox.pid,
-                             **{f"{queue}{i}": proc.pid for i, ((queue, _), proc)
-                                in enumerate(zip(queues, workers.procs, strict=True))}}
-                for run in ("first sync", *["partitioned"] * args.partitioned_runs):
-                    sustained, whole, rejected, detail = sync_all(sandbox, base_ids, tmp, meter)
-                    print(f"{n:<6} {run:<12} {sustained:>16,.0f} "
-                          f"{sustained / (n * CEILING):>8.2f} {whole:>10,.0f} {rejected:>5}",
-                          flush=True)
-                    for line in detail:
-                        print(line, flush=True)
-
+            runs = ["first sync", *["partitioned"] * args.partitioned_runs]
+            # Each group runs on workers started for it (the sandbox, its caches and the
+            # warehouses stay): the last group's workers are fresh when --new-workers is given.
+            groups = [runs] + ([["partitioned, new workers"]] if args.new_workers else [])
+            for group in groups:
+                with Workers(queues, args.redis, env, tmp) as workers:
+                    meter = None
+                    if args.detail:
+                        meter = {"sandbox": sandbox.pid,
+                                 **{f"{queue}{i}": proc.pid for i, ((queue, _), proc)
+                                    in enumerate(zip(queues, workers.procs, strict=True))}}
+                    for run in group:
+                        sustained, whole, rejected, detail = sync_all(sandbox, base_ids, tmp,
+                                                                      meter)
+                        print(f"{n:<6} {run:<12} {sustained:>16,.0f} "
+                              f"{sustained / (n * CEILING):>8.2f} {whole:>10,.0f} "
+                              f"{rejected:>5}", flush=True)
+                        for line in detail:
+                            print(line, flush=True)
 
 if __name__ == "__main__":
     main()
