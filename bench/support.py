@@ -102,6 +102,12 @@ class SandboxProcess:
         """(arrived, kind, status, records) for every request answered since the last reset."""
         return [tuple(entry) for entry in self._ask("log")]  # type: ignore[misc]
 
+    def log_targets(self) -> list[tuple[float, str, int, int, float]]:
+        """(arrived, target, status, records, received) for every request answered since the
+        last reset; the target is the method, path with query string, and body; ``received`` is
+        when the sandbox began serving it, before its simulated latency."""
+        return [tuple(entry) for entry in self._ask("log_targets")]  # type: ignore[misc]
+
     def reset(self) -> None:
         """Forget windows, penalties and the log."""
         self._ask("reset")
@@ -266,6 +272,10 @@ def _serve(spec_json: str) -> None:
         command = command.strip()
         if command == "log":
             entries = [[e.arrived, e.kind, e.status, e.records] for e in sandbox.stats.log or []]
+            print(json.dumps(entries), flush=True)
+        elif command == "log_targets":
+            entries = [[e.arrived, e.target, e.status, e.records, e.received]
+                       for e in sandbox.stats.log or []]
             print(json.dumps(entries), flush=True)
         elif command == "reset":
             sandbox.reset()

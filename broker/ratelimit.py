@@ -4,7 +4,10 @@ A request goes out in two steps, both Lua scripts timed by Redis' clock (the onl
 worker agrees on):
 
 1. ``reserve`` books the next slot of the base (spaced 1/(margin·rate)) and of the token
-   (spaced 1/(margin·50)), never before a running penalty ends; the caller sleeps until it.
+   (spaced 1/(margin·50)), never before a running penalty ends; the caller sleeps until the
+   later of the two. The token's schedule advances from its own last slot, not from the
+   base's: a base whose processes have booked slots a second ahead must not push the slots of
+   every other base on the token behind its own.
 2. ``admit``, just before sending, checks what the slots cannot see: a penalty that began
    while the caller slept (it then waits it out and books a new slot, so after a 429 every
    process waits the penalty once and the requests resume spaced, not all at once), and the
@@ -51,8 +54,9 @@ if slot < now then slot = now end
 if slot < penalty then slot = penalty end
 if KEYS[3] ~= '' then
   local token_slot = tonumber(redis.call('GET', KEYS[3]) or '0')
+  if token_slot < now then token_slot = now end
   if slot < token_slot then slot = token_slot end
-  redis.call('SET', KEYS[3], slot + tonumber(ARGV[2]), 'PX', tonumber(ARGV[3]))
+  redis.call('SET', KEYS[3], token_slot + tonumber(ARGV[2]), 'PX', tonumber(ARGV[3]))
 end
 redis.call('SET', KEYS[1], slot + tonumber(ARGV[1]), 'PX', tonumber(ARGV[3]))
 return slot - now

@@ -48,6 +48,10 @@ class LoggedRequest:
     target: str = ""
     #: Bytes of the response body (what the request cost the client to download).
     body_bytes: int = 0
+    #: When the handler thread began serving it, before the simulated latency (monotonic
+    #: seconds; 0.0 when not given): ``arrived - received - latency`` is how late the sandbox
+    #: woke from that latency, a delay of the stand-in server, not of the client.
+    received: float = 0.0
 
 
 @dataclass
@@ -79,7 +83,7 @@ class SandboxStats:
 
     def record(self, kind: str, status: int, *, injected: bool = False,
                arrived: float | None = None, records: int = 0, target: str = "",
-               body_bytes: int = 0) -> None:
+               body_bytes: int = 0, received: float = 0.0) -> None:
         """Count one answered request of route ``kind`` (``list``, ``meta_tables``, …).
 
         ``arrived`` is when it was counted against the rate limit (``time.monotonic()``) and
@@ -89,7 +93,8 @@ class SandboxStats:
         with self._lock:
             if self.log is not None:
                 self.log.append(LoggedRequest(arrived if arrived is not None else time.monotonic(),
-                                              kind, status, records, target, body_bytes))
+                                              kind, status, records, target, body_bytes,
+                                              received))
             self.requests += 1
             self.body_bytes += body_bytes
             self.by_kind[kind] += 1

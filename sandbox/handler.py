@@ -214,6 +214,7 @@ class SandboxHandler(BaseHTTPRequestHandler):
     def _serve(self, method: str) -> None:
         sandbox = self.sandbox
         where, injected, arrived, raw = Route("unknown"), False, None, b""
+        received = time.monotonic()
         try:
             raw = self._read_body()  # always drained, or the next request on this connection breaks
             config = sandbox.config
@@ -256,7 +257,8 @@ class SandboxHandler(BaseHTTPRequestHandler):
         sandbox.stats.record(where.kind, status, injected=injected, arrived=arrived,
                              records=len(served) if isinstance(served, list) else 0,
                              target=f"{method} {self.path} {raw.decode(errors='replace')}"
-                             if sandbox.stats.log is not None else "", body_bytes=len(data))
+                             if sandbox.stats.log is not None else "", body_bytes=len(data),
+                             received=received)
         self._send(status, data)
 
     def _send(self, status: int, data: bytes) -> None:

@@ -110,8 +110,11 @@ class LocalRateLimiter:
             now = time.monotonic()
             slot = max(now, self._next_slot.get(key, now))
             if token_key:
-                slot = max(slot, self._next_slot.get(token_key, now))
-                self._next_slot[token_key] = slot + self._token_interval
+                # The token's schedule advances from its own last slot: from the base's, one
+                # base with slots booked ahead would push every other base behind them.
+                token_slot = max(now, self._next_slot.get(token_key, now))
+                slot = max(slot, token_slot)
+                self._next_slot[token_key] = token_slot + self._token_interval
             self._next_slot[key] = slot + self._interval
         waited = max(slot - now, 0.0)
         if waited:

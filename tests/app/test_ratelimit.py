@@ -1,5 +1,6 @@
 """Client-side pacing: never more requests in any one-second window than the limit allows."""
 
+import threading
 import time
 
 from app.extractors.ratelimit import LocalRateLimiter, token_fingerprint, token_rate
@@ -28,6 +29,20 @@ def test_one_token_is_paced_across_bases():
     for i in range(21):
         limiter.acquire(f"base-{i % 3}", "fp")
     assert time.monotonic() - started >= 0.95
+
+
+def test_a_base_does_not_wait_behind_another_bases_queued_slots():
+    # Four threads of base A book slots 0, 0.5, 1.0 and 1.5 s ahead; base B shares the token
+    # (50/s, far from binding) and must go at once, not after base A's last booked slot.
+    limiter = LocalRateLimiter(requests_per_second=2, token_requests_per_second=50, margin=1.0)
+    queued = [threading.Thread(target=limiter.acquire, args=("base-a", "fp")) for _ in range(4)]
+    for thread in queued:
+        thread.start()
+    time.sleep(0.1)
+    waited = limiter.acquire("base-b", "fp")
+    for thread in queued:
+        thread.join()
+    assert waited < 0.3  # 1.4 s if base B's slot came after base A's queue
 
 
 def test_a_raised_base_limit_is_not_capped_by_the_token_limit():

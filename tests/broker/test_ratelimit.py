@@ -44,6 +44,21 @@ def test_one_token_shares_its_budget_across_bases(redis_url):
     assert time.monotonic() - started < 0.8  # other tokens are not held back (0.95 s if they were)
 
 
+def test_a_base_does_not_wait_behind_another_bases_queued_slots(redis_url):
+    # Four clients of base A book slots 0, 0.5, 1.0 and 1.5 s ahead; base B shares the token
+    # (50/s, far from binding) and must go at once, not after base A's last booked slot.
+    limiter = RedisRateLimiter(redis_client(redis_url), requests_per_second=2,
+                               token_requests_per_second=50, margin=1.0)
+    queued = [threading.Thread(target=limiter.acquire, args=("base-a", "fp")) for _ in range(4)]
+    for thread in queued:
+        thread.start()
+    time.sleep(0.1)
+    waited = limiter.acquire("base-b", "fp")
+    for thread in queued:
+        thread.join()
+    assert waited < 0.3  # 1.4 s if base B's slot came after base A's queue
+
+
 def test_after_a_429_every_client_waits_the_penalty_once_then_resumes_spaced(redis_url):
     clients = [RedisRateLimiter(redis_client(redis_url), requests_per_second=2, margin=1.0)
                for _ in range(3)]
