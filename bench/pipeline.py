@@ -17,11 +17,14 @@ in the same run, each into its own SQLite file:
   nested values kept as JSON (Conveyor's table shape), run twice (first run, then a second
   ``replace`` run); only when dlt is installed. See ``with_dlt``.
 
-Every mode's rate is records over wall time from the run's start to its last row written, and
+The modes run ``--rounds`` times (default 3) in turn, each round into new SQLite files, and the
+summary gives the median of the rounds' ratios: on a shared 2-core host one run of each mode
+moved by 2x between runs minutes apart. Every mode's rate is records over wall time from the
+run's start to its last row written, and
 is printed with its ratio to the naive loop. Targets: ≥ 0.8× the naive loop, ≥ 2× dlt.
 
     pip install -e '.[bench]'   # dlt, for the dlt baseline
-    python bench/pipeline.py [--records 21000] [--concurrency 2]
+    python bench/pipeline.py [--records 21000] [--concurrency 2] [--rounds 3]
         [--redis redis://127.0.0.1:6379/7]   (the Redis DB is flushed)
 """
 
@@ -30,9 +33,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -121,10 +126,55 @@ def with_dlt(api_url: str, tables: list[str], tmp: Path, runs: int = 2) -> list[
     return results
 
 
+def one_round(args: argparse.Namespace, tables: dict[str, int], api_url: str, tmp: Path,
+              show: Callable[[str, int, float], None]) -> None:
+    """Every mode once, each into its own new SQLite file under ``tmp``."""
+    started = time.perf_counter()
+    written = naive(api_url, list(tables), f"sqlite:///{tmp / 'naive.db'}")
+    show("naive loop", written, time.perf_counter() - started)
+
+    from app.extractors import AirtableExtractor
+    from app.warehouses import SQLiteWarehouse
+    from app.workflows import ETLWorkflow
+
+    local = SQLiteWarehouse(f"sqlite:///{tmp / 'in_process.db'}")
+    for run in ("first sync", "second sync (partitions)"):
+        started = time.perf_counter()
+        report = ETLWorkflow(AirtableExtractor(api_key=TOKEN, base_id=BASE_ID,
+                                               api_url=api_url, requests_per_second=10_000),
+                             local).run(drop_tables=True)
+        show(f"in-process, {run}", sum(t.loaded for t in report.tables),
+             time.perf_counter() - started)
+    local.dispose()
+
+    url = f"sqlite:///{tmp / 'workers.db'}"
+    env = {"AIRTABLE_API_URL": api_url, "AIRTABLE_BASE_ID": BASE_ID,
+           "AIRTABLE_API_KEY": TOKEN, "AIRTABLE_REQUESTS_PER_SECOND": "10000",
+           "WAREHOUSE_URL": url}
+    os.environ.update(env)
+    from broker.producer import enqueue
+
+    with Workers([("extract", args.concurrency), ("load", 1)], args.redis, env, tmp):
+        for run in ("first sync", "second sync (partitions)"):
+            started = time.perf_counter()
+            final = enqueue(ETLWorkflow(AirtableExtractor, SQLiteWarehouse(url)),
+                            drop_tables=True).wait(timeout=3600)
+            show(f"distributed, {run}", sum(t["loaded"] for t in final["tables"]),
+                 time.perf_counter() - started)
+
+    if dlt_installed():
+        os.environ["RUNTIME__DLTHUB_TELEMETRY"] = "false"  # no network call inside the timing
+        for run, (rows, seconds) in zip(("first run", "second run (replace)"),
+                                        with_dlt(api_url, list(tables), tmp), strict=True):
+            show(f"dlt, {run}", rows, seconds)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--records", type=int, default=21_000)
     parser.add_argument("--concurrency", type=int, default=2)
+    parser.add_argument("--rounds", type=int, default=3,
+                        help="every mode once per round; medians of the rounds' ratios")
     parser.add_argument("--redis", default=os.environ.get(
         "CONVEYOR_BENCH_REDIS_URL", "redis://127.0.0.1:6379/7"))
     args = parser.parse_args()
@@ -134,61 +184,32 @@ def main() -> None:
     os.environ["CELERY_BROKER_URL"] = args.redis
     spec = SandboxSpec(tables=tables, requests_per_second=0)
     print(f"{total} records ({tables}), no limit; {os.cpu_count()} cores, "
-          f"load {os.getloadavg()[0]:.1f}")
-    rates: dict[str, float] = {}
+          f"load {os.getloadavg()[0]:.1f}; {args.rounds} rounds")
+    rounds: list[dict[str, float]] = []
 
     def show(name: str, records: int, seconds: float) -> None:
+        rates = rounds[-1]
         rates[name] = records / seconds
         base = rates.get("naive loop")
         ratio = f"{rates[name] / base:.2f}× naive" if base else "baseline"
         print(f"  {name:<36} {rates[name]:>8,.0f} rec/s   {ratio}", flush=True)
 
     with tempfile.TemporaryDirectory() as tmp_dir, SandboxProcess(spec) as sandbox:
-        tmp = Path(tmp_dir)
-        started = time.perf_counter()
-        written = naive(sandbox.url, list(tables), f"sqlite:///{tmp / 'naive.db'}")
-        show("naive loop", written, time.perf_counter() - started)
-
-        from app.extractors import AirtableExtractor
-        from app.warehouses import SQLiteWarehouse
-        from app.workflows import ETLWorkflow
-
-        local = SQLiteWarehouse(f"sqlite:///{tmp / 'in_process.db'}")
-        for run in ("first sync", "second sync (partitions)"):
-            started = time.perf_counter()
-            report = ETLWorkflow(AirtableExtractor(api_key=TOKEN, base_id=BASE_ID,
-                                                   api_url=sandbox.url, requests_per_second=10_000),
-                                 local).run(drop_tables=True)
-            show(f"in-process, {run}", sum(t.loaded for t in report.tables),
-                 time.perf_counter() - started)
-        local.dispose()
-
-        url = f"sqlite:///{tmp / 'workers.db'}"
-        env = {"AIRTABLE_API_URL": sandbox.url, "AIRTABLE_BASE_ID": BASE_ID,
-               "AIRTABLE_API_KEY": TOKEN, "AIRTABLE_REQUESTS_PER_SECOND": "10000",
-               "WAREHOUSE_URL": url}
-        os.environ.update(env)
-        from broker.producer import enqueue
-
-        with Workers([("extract", args.concurrency), ("load", 1)], args.redis, env, tmp):
-            for run in ("first sync", "second sync (partitions)"):
-                started = time.perf_counter()
-                final = enqueue(ETLWorkflow(AirtableExtractor, SQLiteWarehouse(url)),
-                                drop_tables=True).wait(timeout=3600)
-                show(f"distributed, {run}", sum(t["loaded"] for t in final["tables"]),
-                     time.perf_counter() - started)
-
-        if not dlt_installed():
-            print("  dlt: not installed, not measured (pip install -e '.[bench]')")
-        else:
-            os.environ["RUNTIME__DLTHUB_TELEMETRY"] = "false"  # no network call inside the timing
-            for run, (rows, seconds) in zip(("first run", "second run (replace)"),
-                                            with_dlt(sandbox.url, list(tables), tmp), strict=True):
-                show(f"dlt, {run}", rows, seconds)
-            dlt_rate = rates["dlt, first run"]
-            print("  vs dlt's first run: " + ", ".join(
-                f"{name} {rate / dlt_rate:.2f}×" for name, rate in rates.items()
-                if not name.startswith(("naive", "dlt"))), flush=True)
+        for number in range(1, args.rounds + 1):
+            print(f"round {number} (load {os.getloadavg()[0]:.1f})", flush=True)
+            rounds.append({})
+            round_dir = Path(tmp_dir) / f"round-{number}"
+            round_dir.mkdir()
+            one_round(args, tables, sandbox.url, round_dir, show)
+    if not dlt_installed():
+        print("dlt: not installed, not measured (pip install -e '.[bench]')")
+    print(f"medians of {len(rounds)} rounds (each ratio against the same round's baseline):")
+    for name in rounds[0]:
+        against = [("naive loop", "naive"), ("dlt, first run", "dlt")]
+        ratios = ", ".join(
+            f"{statistics.median(r[name] / r[base] for r in rounds):.2f}× {label}"
+            for base, label in against if name != base and base in rounds[0])
+        print(f"  {name:<36} {statistics.median(r[name] for r in rounds):>8,.0f} rec/s   {ratios}")
 
 
 if __name__ == "__main__":
