@@ -18,7 +18,7 @@ processes, not the pacing, were the limit (docs/performance.md, "Many bases").
 ``--detail`` prints, per N and run, the CPU share of the sandbox and of each worker's process
 tree and the host's busy share and load average, and per base its own sustained rate, when
 its pages were served, its tightest 5-request spans as the sandbox counted them and as they
-reached its handler, how late the sandbox woke from the simulated latency, and for each 429
+reached its handler, how late the sandbox counted them, and for each 429
 the six requests of the window that refused it. ``--sandbox-nice -10`` (root) runs the
 stand-in for Airtable's servers ahead of the host's other load; the figures say which.
 
@@ -103,13 +103,13 @@ def _page_kind(target: str) -> str:
     return "next" if "offset" in target else "first"
 
 
-def per_base(entries: list[tuple[float, str, int, int, float]], start_at: float,
-             latency: float) -> list[str]:
+def per_base(entries: list[tuple[float, str, int, int, float]], start_at: float) -> list[str]:
     """One line per base: its own sustained rate, requests, when its pages were served, the
     tightest 5-request spans and its 429s; then, for each 429 the window caused (not those
     answered during a penalty), the 5 requests the sandbox had accepted in the second before
-    it: when they were counted, when they reached the sandbox's handler (before the simulated
-    latency), how late the sandbox woke from that latency, and which page each of the 6 was."""
+    it: when they were counted, when they reached the sandbox's handler, how late the sandbox
+    counted them after that (the simulated latency comes after the count), and which page
+    each of the 6 was."""
     by_base: dict[str, list[tuple[float, str, int, int, float]]] = defaultdict(list)
     for at, target, status, records, received in entries:
         match = _BASE_IN_PATH.match(target)
@@ -126,7 +126,7 @@ def per_base(entries: list[tuple[float, str, int, int, float]], start_at: float,
         reached_spans = sorted(reached[i + LIMIT] - reached[i]
                                for i in range(len(reached) - LIMIT))
         tight_reached = ", ".join(f"{span * 1000:.0f}" for span in reached_spans[:3])
-        late = sorted(at - received - latency for at, _, _, _, received in log)
+        late = sorted(at - received for at, _, _, _, received in log)
         served = [at for at, _, status, n in plain if status == 200 and n]
         refused = ", ".join(f"{at - start_at:.1f}" for at, _, status, _ in sorted(plain)
                             if status == 429)
@@ -134,7 +134,7 @@ def per_base(entries: list[tuple[float, str, int, int, float]], start_at: float,
                   if served else "nothing served")
         lines.append(f"    {base_id}: {sustained:,.0f} rec/s sustained ({sustained / CEILING:.0%}), "
                      f"{len(log)} requests, pages {window}, tightest {LIMIT}-spans {tight} ms "
-                     f"as counted, {tight_reached} ms as received; sandbox late from latency "
+                     f"as counted, {tight_reached} ms as received; sandbox late to count "
                      f"median {late[len(late) // 2] * 1000:.0f} ms, max {late[-1] * 1000:.0f} ms; "
                      f"429s {rejected}" + (f" at {refused} s" if refused else ""))
         ordered = sorted(log)
@@ -146,11 +146,11 @@ def per_base(entries: list[tuple[float, str, int, int, float]], start_at: float,
                 continue  # answered during the penalty a previous 429 started
             first = before[0]
             six = [*before, ordered[i]]
-            late = ", ".join(f"{(e[0] - e[4] - latency) * 1000:.0f}" for e in six)
+            late = ", ".join(f"{(e[0] - e[4]) * 1000:.0f}" for e in six)
             lines.append(
                 f"      429 at {at - start_at:.2f} s: counted {(at - first[0]) * 1000:.0f} ms after "
                 f"the 5th request before it, reached the sandbox {(received - first[4]) * 1000:.0f} "
-                f"ms after it; the sandbox woke late from the latency by {late} ms (6 requests: "
+                f"ms after it; the sandbox counted them late by {late} ms (6 requests: "
                 f"{' '.join(_page_kind(e[1]) for e in six)})")
     return lines
 
@@ -175,7 +175,7 @@ def sync_all(sandbox: SandboxProcess, base_ids: list[str], tmp: Path,
     whole = records / (time.perf_counter() - started)
     sustained, rejected = sustained_rate(sandbox.log())
     detail = [] if cpu is None else [
-        cpu.report(), *per_base(sandbox.log_targets(), start_at, sandbox.spec.latency_seconds)]
+        cpu.report(), *per_base(sandbox.log_targets(), start_at)]
     return sustained, whole, rejected, detail
 
 

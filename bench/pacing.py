@@ -1,7 +1,8 @@
 """How close to Airtable's 5 req/s per base can the Redis limiter pace without a 429?
 
 The sandbox runs in its own process and counts, like Airtable, a rolling one-second window
-on arrival (after its latency, so latency jitter moves arrivals) with a 30 s penalty after a
+on arrival (the answer's latency after the count; ``--jitter`` before it, so jitter moves
+arrivals) with a 30 s penalty after a
 429. ``--procs`` processes each hammer one base through ``broker.ratelimit.RedisRateLimiter``
 and the extractor's ``RateLimitedSession`` (which penalises every process on a 429) for
 ``--seconds``, once per margin. Printed per margin: the rate the sandbox accepted, as % of

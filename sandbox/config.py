@@ -21,6 +21,8 @@ class SandboxConfig:
     requests_per_second: float | None = 5.0
     # After a 429 the real API refuses the base for 30 s; requests in between are refused too.
     penalty_seconds: float = 30.0
+    # How long the API takes to answer a request it counted (a list page: a few hundred ms);
+    # it comes after the request is counted against the base's limit, as at Airtable's edge.
     latency_seconds: float = 0.0
     # Extra latency drawn uniformly from [0, latency_jitter_seconds) per request, before the
     # request is counted: the network and scheduling jitter a client cannot see.
@@ -48,9 +50,9 @@ class LoggedRequest:
     target: str = ""
     #: Bytes of the response body (what the request cost the client to download).
     body_bytes: int = 0
-    #: When the handler thread began serving it, before the simulated latency (monotonic
-    #: seconds; 0.0 when not given): ``arrived - received - latency`` is how late the sandbox
-    #: woke from that latency, a delay of the stand-in server, not of the client.
+    #: When the handler thread began serving it (monotonic seconds; 0.0 when not given):
+    #: ``arrived - received`` is the injected jitter plus how late the stand-in server got to
+    #: counting it, a delay of the sandbox, not of the client.
     received: float = 0.0
 
 

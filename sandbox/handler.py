@@ -218,11 +218,8 @@ class SandboxHandler(BaseHTTPRequestHandler):
         try:
             raw = self._read_body()  # always drained, or the next request on this connection breaks
             config = sandbox.config
-            delay = config.latency_seconds
-            if config.latency_jitter_seconds:
-                delay += sandbox.failures.jitter(config.latency_jitter_seconds)
-            if delay:
-                time.sleep(delay)
+            if config.latency_jitter_seconds:  # the network's jitter comes before the count
+                time.sleep(sandbox.failures.jitter(config.latency_jitter_seconds))
             arrived = time.monotonic()
             where = route(method, self.path)
             if len(_REAL_ORIGIN) + len(self.path) > MAX_URL_LENGTH:
@@ -236,6 +233,11 @@ class SandboxHandler(BaseHTTPRequestHandler):
                     raise errors.model_not_found()
                 if not sandbox.limiter.allow(where.base_id):
                     raise errors.rate_limited()
+            # Airtable counts a request against the base's limit as it arrives; the time it
+            # takes to answer (the page's latency) comes after. Sleeping first would count
+            # each request late by however late this process woke up, on top of the latency.
+            if config.latency_seconds:
+                time.sleep(config.latency_seconds)
             failure = sandbox.failures.pick(config.failure_rate)
             if failure is not None:
                 injected = True
