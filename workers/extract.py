@@ -18,6 +18,7 @@ from app.sync import rules, steps
 from app.sync.plan import RunPlan, TableSync
 from app.sync.states import RunState, TableState
 from app.warehouses import Warehouse
+from app.warehouses.rows import storable_text
 from broker import policies
 from broker.celery_app import celery_app
 from broker.guard import table_guards
@@ -221,19 +222,11 @@ def kept_message(sync_json: dict[str, Any], item: steps.FetchedBatch) -> str:
     """
     texts = item.record_texts
     records = None if texts is None else "[" + ", ".join(texts) + "]"
-    if records is None or not (records.isascii() or _utf8(records)):
+    if records is None or not storable_text(records):
         return json.dumps([sync_json, item.batch.to_json()])
     head = item.batch.to_json()
     del head["records"]
     return f'[{json.dumps(sync_json)}, {json.dumps(head)[:-1]}, "records": {records}}}]'
-
-
-def _utf8(text: str) -> bool:
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
 
 
 def _extracted(sync: TableSync, last_batch_no: int) -> dict[str, Any]:

@@ -162,7 +162,7 @@ class RowMaker:
             return None
         record_id = record.get("id")
         fields = record.get("fields")
-        if type(record_id) is not str or not record_id or not _storable_text(record_id):
+        if type(record_id) is not str or not record_id or not storable_text(record_id):
             return None
         if fields is None:
             fields = {}
@@ -188,14 +188,14 @@ class RowMaker:
                     text = encode(value)
                 except (TypeError, ValueError, RecursionError):
                     return None
-                if walk(text) or not _storable_text(text):
+                if walk(text) or not storable_text(text):
                     return None
                 row[column] = codec.JSONText(text)
             else:
                 kind = type(value)
                 if kind is not str and kind is not int and kind is not float and kind is not bool:
                     return None
-                if kind is str and not _storable_text(value):
+                if kind is str and not storable_text(value):
                     return None
                 stored, keep = placer(value, True)
                 if keep:
@@ -206,7 +206,7 @@ class RowMaker:
         return row
 
 
-def _storable_text(text: str) -> bool:
+def storable_text(text: str) -> bool:
     """Whether ``text`` is valid unicode (no lone surrogate), which UTF-8 can store."""
     return text.isascii() or _encodable(text)
 
