@@ -1,9 +1,9 @@
 """Client-side pacing: never more requests in any one-second window than the limit allows."""
 
-import threading
 import time
 
 from app.extractors.ratelimit import LocalRateLimiter, token_fingerprint, token_rate
+from tests.support.limiters import wait_of_a_base_behind_another_bases_queue
 
 
 def test_pacing_stays_under_a_strict_sliding_window():
@@ -32,17 +32,8 @@ def test_one_token_is_paced_across_bases():
 
 
 def test_a_base_does_not_wait_behind_another_bases_queued_slots():
-    # Four threads of base A book slots 0, 0.5, 1.0 and 1.5 s ahead; base B shares the token
-    # (50/s, far from binding) and must go at once, not after base A's last booked slot.
     limiter = LocalRateLimiter(requests_per_second=2, token_requests_per_second=50, margin=1.0)
-    queued = [threading.Thread(target=limiter.acquire, args=("base-a", "fp")) for _ in range(4)]
-    for thread in queued:
-        thread.start()
-    time.sleep(0.1)
-    waited = limiter.acquire("base-b", "fp")
-    for thread in queued:
-        thread.join()
-    assert waited < 0.3  # 1.4 s if base B's slot came after base A's queue
+    assert wait_of_a_base_behind_another_bases_queue(limiter) < 0.3  # 1.4 s if behind A's queue
 
 
 def test_a_raised_base_limit_is_not_capped_by_the_token_limit():

@@ -5,6 +5,7 @@ import time
 
 from broker.ratelimit import RateStats, RedisRateLimiter
 from broker.status import redis_client
+from tests.support.limiters import wait_of_a_base_behind_another_bases_queue
 
 
 def test_two_clients_share_one_budget(redis_url):
@@ -45,18 +46,9 @@ def test_one_token_shares_its_budget_across_bases(redis_url):
 
 
 def test_a_base_does_not_wait_behind_another_bases_queued_slots(redis_url):
-    # Four clients of base A book slots 0, 0.5, 1.0 and 1.5 s ahead; base B shares the token
-    # (50/s, far from binding) and must go at once, not after base A's last booked slot.
     limiter = RedisRateLimiter(redis_client(redis_url), requests_per_second=2,
                                token_requests_per_second=50, margin=1.0)
-    queued = [threading.Thread(target=limiter.acquire, args=("base-a", "fp")) for _ in range(4)]
-    for thread in queued:
-        thread.start()
-    time.sleep(0.1)
-    waited = limiter.acquire("base-b", "fp")
-    for thread in queued:
-        thread.join()
-    assert waited < 0.3  # 1.4 s if base B's slot came after base A's queue
+    assert wait_of_a_base_behind_another_bases_queue(limiter) < 0.3  # 1.4 s if behind A's queue
 
 
 def test_after_a_429_every_client_waits_the_penalty_once_then_resumes_spaced(redis_url):
