@@ -15,6 +15,7 @@ from typing import Any
 
 import redis
 
+from app import fastjson
 from app.sync import rules
 from broker import policies
 from broker.status import PREFIX
@@ -114,7 +115,7 @@ class Barrier:
         closed): the load message names the batch and its records are read from here, so a
         batch's records cross Redis once instead of twice."""
         raw = self.r.hget(self._key(run_id, table_id, "pending"), str(batch_no))
-        return None if raw is None else json.loads(raw)
+        return None if raw is None else fastjson.loads(raw)
 
     def is_loaded(self, run_id: str, table_id: str, batch_no: int) -> bool:
         """Whether the batch is recorded as loaded (in its listing's epoch)."""

@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, replace
 from typing import Final
 
+from app import fastjson
 from app.contracts import (
     Batch,
     BatchResult,
@@ -206,15 +207,18 @@ def iter_batches(pages: Iterable[Page], sync: TableSync, first_batch_no: int) ->
 
 
 class _Sizer:
-    """A record's JSON text, from which its size is taken (``ensure_ascii=False``; a value
-    JSON cannot write is written as its ``str``), and whether it is plain JSON (no value
-    needed that)."""
+    """A record's JSON text, from which its size is taken (``ensure_ascii=False``, compact
+    when ``fastjson`` writes it; a value JSON cannot write is written as its ``str``), and
+    whether it is plain JSON (no value needed that)."""
 
     def __init__(self) -> None:
         self._plain = True
         self._encoder = json.JSONEncoder(ensure_ascii=False, default=self._as_text)
 
     def encode(self, record: Record) -> tuple[str, bool]:
+        text = fastjson.dumps(record)
+        if text is not None:
+            return text, True
         self._plain = True
         return self._encoder.encode(record), self._plain
 
@@ -329,5 +333,6 @@ _SIZER: Final = json.JSONEncoder(ensure_ascii=False, default=str)
 
 
 def _size(record: Record) -> int:
-    return len(_SIZER.encode(record))
+    text = fastjson.dumps(record)
+    return len(text if text is not None else _SIZER.encode(record))
 

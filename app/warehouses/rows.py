@@ -8,6 +8,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, Final
 
+from app import fastjson
 from app.contracts import Column, Record
 from app.warehouses import codec, convert, kinds, naming
 
@@ -16,12 +17,13 @@ MAX_REPORT_CHARS: Final = 300
 #: The largest int every double holds exactly (and so reads back as the same number).
 _EXACT_INT: Final = 2**53
 #: Encoders built once: ``json.dumps`` with options builds one per call, for every record.
-_STRICT_JSON: Final = json.JSONEncoder(ensure_ascii=False, allow_nan=False)
+_STRICT_JSON: Final = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":"))
 _LENIENT_JSON: Final = json.JSONEncoder(ensure_ascii=False, default=str)
 #: ``_STRICT_JSON`` without the check for circular values (it tracks every list and dict in
 #: a dict of ids): listed records cannot be circular, and one that is fails with
 #: RecursionError, which sends it the general way.
-_PLAIN_JSON: Final = json.JSONEncoder(ensure_ascii=False, allow_nan=False, check_circular=False)
+_PLAIN_JSON: Final = json.JSONEncoder(ensure_ascii=False, allow_nan=False, check_circular=False,
+                                      separators=(",", ":"))
 
 
 class UnstorableRecord(ValueError):
@@ -176,7 +178,7 @@ class RowMaker:
             return None
         row: dict[str, Any] = {naming.ID: record_id, naming.CREATED_TIME: created,
                                naming.RUN_ID: self.run_id}
-        encode, walk = _PLAIN_JSON.encode, codec.needs_walk
+        walk = codec.needs_walk
         for field_name, column, absent, is_json, computed, placer in self._texts:
             value = fields.get(field_name)
             if value is None:
@@ -184,11 +186,8 @@ class RowMaker:
             elif is_json:
                 if computed and kinds.is_formula_error(value):
                     return None
-                try:
-                    text = encode(value)
-                except (TypeError, ValueError, RecursionError):
-                    return None
-                if walk(text) or not storable_text(text):
+                text = _plain_json_value(value)
+                if text is None or walk(text):
                     return None
                 row[column] = codec.JSONText(text)
             else:
@@ -383,11 +382,26 @@ def _created_time(value: Any) -> datetime | None:
 
 def _plain_json_text(fields: Mapping[str, Any]) -> str | None:
     """``fields`` as strict JSON text when they are plain JSON needing no marker, else None."""
+    text = fastjson.dumps(fields)
+    if text is None:
+        try:
+            text = _STRICT_JSON.encode(fields)
+        except (TypeError, ValueError, RecursionError):
+            return None
+    return None if codec.needs_walk(text) else text
+
+
+def _plain_json_value(value: Any) -> str | None:
+    """``value`` as the strict JSON text a JSON column stores, when UTF-8 can carry it; else
+    None (``fastjson.dumps`` writes only storable text)."""
+    text = fastjson.dumps(value)
+    if text is not None:
+        return text
     try:
-        text = _STRICT_JSON.encode(fields)
+        text = _PLAIN_JSON.encode(value)
     except (TypeError, ValueError, RecursionError):
         return None
-    return None if codec.needs_walk(text) else text
+    return text if storable_text(text) else None
 
 
 def _check_storable(

@@ -101,7 +101,7 @@ def test_the_json_encoding_gives_every_value_back_and_is_standard_json(value):
 
 def test_plain_json_is_written_as_json_dumps_would():
     value = {"a": [1, 2.5, "é 🚀"], "b": None}
-    assert codec.to_json_text(value) == json.dumps(value, ensure_ascii=False)
+    assert codec.to_json_text(value) == json.dumps(value, ensure_ascii=False, separators=(",", ":"))
 
 
 # -- floats ---------------------------------------------------------------------------------
