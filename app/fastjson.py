@@ -17,7 +17,6 @@ comes from Airtable).
 from __future__ import annotations
 
 import json
-import re
 from typing import Any, Final
 
 import orjson
@@ -27,9 +26,10 @@ import orjson
 _OPTIONS: Final = (orjson.OPT_PASSTHROUGH_SUBCLASS | orjson.OPT_PASSTHROUGH_DATETIME
                    | orjson.OPT_PASSTHROUGH_DATACLASS)
 #: orjson reads every int of up to 18 digits exactly (it keeps 64 bits); a longer run of
-#: digits may be an int it would read as a float.
-_LONG_DIGITS_TEXT: Final = re.compile(r"\d{19}")
-_LONG_DIGITS_BYTES: Final = re.compile(rb"\d{19}")
+#: digits may be an int it would read as a float. The run is looked for with every digit
+#: made "0" and every other byte "x": a regex took four times as long as orjson's reading.
+_DIGITS_AS_ZEROS: Final = bytes(0x30 if 0x30 <= b <= 0x39 else 0x78 for b in range(256))
+_LONG_DIGITS: Final = b"0" * 19
 
 
 def dumps(value: Any) -> str | None:
@@ -56,9 +56,8 @@ def loads(data: str | bytes) -> Any:
     numeric string, only costs ``json``'s speed); what orjson refuses (NaN, lone surrogates,
     numbers beyond a double, bad text) ``json`` reads or refuses in its own words.
     """
-    found = (_LONG_DIGITS_BYTES.search(data) if isinstance(data, bytes)
-             else _LONG_DIGITS_TEXT.search(data))
-    if not found:
+    raw = data if isinstance(data, bytes) else data.encode("utf-8", "surrogatepass")
+    if _LONG_DIGITS not in raw.translate(_DIGITS_AS_ZEROS):
         try:
             return orjson.loads(data)
         except orjson.JSONDecodeError:

@@ -19,6 +19,7 @@ from tenacity import (
     wait_exponential_jitter,
 )
 
+from app import fastjson
 from app.errors import SourceUnavailableError
 from app.extractors.ratelimit import RateLimiter
 
@@ -33,6 +34,22 @@ class _ServerError(Exception):
     def __init__(self, response: requests.Response) -> None:
         super().__init__(f"HTTP {response.status_code}")
         self.response = response
+
+
+class _FastJSONResponse(requests.Response):
+    """A response whose ``json()`` reads UTF-8 through ``fastjson``: with json (or simplejson,
+    which requests prefers when installed) reading the pages was a third of extraction's CPU."""
+
+    def json(self, **kwargs: Any) -> Any:
+        if not kwargs and (self.encoding or "utf-8").lower() in _UTF8_NAMES:
+            try:
+                return fastjson.loads(self.content)
+            except ValueError:
+                pass  # requests reads it again, to raise its own error
+        return super().json(**kwargs)
+
+
+_UTF8_NAMES = frozenset({"utf-8", "utf8"})
 
 
 class RateLimitedSession(requests.Session):
@@ -117,7 +134,9 @@ class RateLimitedSession(requests.Session):
         waited = self.limiter.acquire(self.base_key, self.token_key)
         if waited > 0.5 and self.on_wait:
             self.on_wait("rate limit", waited)
-        return super().send(request, **kwargs)
+        response = super().send(request, **kwargs)
+        response.__class__ = _FastJSONResponse  # the same object; only json() differs
+        return response
 
     def _connect_ahead(self, request: requests.PreparedRequest, kwargs: dict[str, Any]) -> None:
         """Open the pooled connection (TCP and TLS) before taking a turn, not after.

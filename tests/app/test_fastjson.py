@@ -9,8 +9,11 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+import requests
 
 from app import fastjson
+from app.extractors.airtable_session import RateLimitedSession
+from app.extractors.ratelimit import LocalRateLimiter
 
 
 class _Text(str):
@@ -99,3 +102,51 @@ def test_loads_reads_edge_texts_exactly_as_json_does(text: str) -> None:
 def test_loads_refuses_bad_text_as_json_does(text: str) -> None:
     with pytest.raises(json.JSONDecodeError):
         fastjson.loads(text)
+
+
+class _Canned(requests.adapters.BaseAdapter):
+    """Answers every request with ``body`` (as a server sending ``content_type``)."""
+
+    def __init__(self, body: bytes, content_type: str = "application/json") -> None:
+        super().__init__()
+        self.body, self.content_type = body, content_type
+
+    def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:
+        response = requests.Response()
+        response.status_code, response._content, response.request = 200, self.body, request
+        response.headers["Content-Type"] = self.content_type
+        response.encoding = requests.utils.get_encoding_from_headers(response.headers)
+        return response
+
+    def close(self) -> None:
+        pass
+
+
+def _answer(body: bytes, content_type: str = "application/json") -> requests.Response:
+    session = RateLimitedSession(LocalRateLimiter(0), base_key="b", penalty_seconds=1.0)
+    session.mount("http://", _Canned(body, content_type))
+    return session.get("http://airtable.test/v0/app/table")
+
+
+@pytest.mark.parametrize("body", [
+    '{"records": [{"id": "rec1", "fields": {"Name": "é 🚀", "N": 1.5}}]}'.encode(),
+    b'{"records": [{"id": "rec1", "fields": {"Big": 123456789012345678901234567890}}]}',
+    b'{"records": [{"id": "rec1", "fields": {"N": NaN, "S": "\\ud800"}}]}',
+], ids=["plain", "big int", "NaN and a lone surrogate"])
+def test_airtable_pages_read_as_requests_reads_them(body: bytes,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    read: list[bytes] = []
+    loads = fastjson.loads
+    monkeypatch.setattr(fastjson, "loads", lambda data: read.append(data) or loads(data))
+    assert _same(_answer(body).json(), json.loads(body))
+    assert read == [body]  # through fastjson, not requests' own json
+
+
+def test_a_page_that_is_not_json_fails_as_requests_fails() -> None:
+    with pytest.raises(requests.exceptions.JSONDecodeError):
+        _answer(b'{"records": [').json()
+
+
+def test_a_page_in_another_charset_is_read_in_that_charset() -> None:
+    body = '{"Name": "café"}'.encode()
+    assert _answer(body, "application/json; charset=iso-8859-1").json() == {"Name": "cafÃ©"}
