@@ -11,10 +11,8 @@ worker agrees on):
 2. ``admit``, just before sending, checks what the slots cannot see: a penalty that began
    while the caller slept (it then waits it out and books a new slot, so after a 429 every
    process waits the penalty once and the requests resume spaced, not all at once), and the
-   rolling window itself: at most ``limit`` requests in any 1/margin seconds, counted on
-   the times they are expected to arrive (the admission, plus ``COLD_REQUEST_PAD`` for a
-   request on a newly opened connection), so a worker that overslept its slot cannot crowd
-   the next one, nor a listing's late first request the one ``limit`` requests after it.
+   rolling window itself: at most ``limit`` admissions in any 1/margin seconds, counted on
+   the admission times, so a worker that overslept its slot cannot crowd the next one.
 
 The margin (``app.extractors.ratelimit.PACING_MARGIN``) is measured by ``bench/pacing.py``.
 Tokens appear only as keyed fingerprints (``token_fingerprint``), never in clear.
@@ -32,7 +30,6 @@ from typing import Any
 import redis
 
 from app.extractors.ratelimit import (
-    COLD_REQUEST_PAD,
     PACING_MARGIN,
     TOKEN_REQUESTS_PER_SECOND,
     pacing_interval,
@@ -66,10 +63,7 @@ return slot - now
 """
 
 # KEYS: base log, base penalty, base stats, token log ('' when no token)
-# ARGV: base limit, base window µs, token limit, token window µs, idle ttl ms, stats ttl s,
-#       pad µs (how much later than its admission the request is expected to arrive)
-# Each log keeps the `limit` latest expected arrivals, latest first (app.extractors.ratelimit's
-# keep_latest: a cold request admitted just before a warm one is expected after it).
+# ARGV: base limit, base window µs, token limit, token window µs, idle ttl ms, stats ttl s
 # Returns {0, 0}: send now; {1, µs}: a penalty runs, wait and reserve again;
 # {2, µs}: the rolling window is full, wait and admit again.
 _ADMIT = """
@@ -77,31 +71,23 @@ local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local penalty = tonumber(redis.call('GET', KEYS[2]) or '0')
 if penalty > now then return {1, penalty - now} end
-local function arrivals(log)
-  local kept = {}
-  for i, v in ipairs(redis.call('LRANGE', log, 0, -1)) do kept[i] = tonumber(v) end
-  return kept
-end
 local function full(log, limit, window)
-  local kept = arrivals(log)
-  if #kept < limit then return 0 end
-  local oldest = math.min(unpack(kept))
+  if redis.call('LLEN', log) < limit then return 0 end
+  local oldest = tonumber(redis.call('LINDEX', log, limit - 1))
   if now - oldest < window then return oldest + window - now end
   return 0
-end
-local function record(log, limit)
-  local kept = arrivals(log)
-  table.insert(kept, now + tonumber(ARGV[7]))
-  table.sort(kept, function(a, b) return a > b end)
-  redis.call('DEL', log)
-  redis.call('RPUSH', log, unpack(kept, 1, math.min(#kept, limit)))
-  redis.call('PEXPIRE', log, tonumber(ARGV[5]))
 end
 local wait = full(KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2]))
 if wait == 0 and KEYS[4] ~= '' then wait = full(KEYS[4], tonumber(ARGV[3]), tonumber(ARGV[4])) end
 if wait > 0 then return {2, wait} end
-record(KEYS[1], tonumber(ARGV[1]))
-if KEYS[4] ~= '' then record(KEYS[4], tonumber(ARGV[3])) end
+redis.call('LPUSH', KEYS[1], now)
+redis.call('LTRIM', KEYS[1], 0, tonumber(ARGV[1]) - 1)
+redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[5]))
+if KEYS[4] ~= '' then
+  redis.call('LPUSH', KEYS[4], now)
+  redis.call('LTRIM', KEYS[4], 0, tonumber(ARGV[3]) - 1)
+  redis.call('PEXPIRE', KEYS[4], tonumber(ARGV[5]))
+end
 redis.call('HINCRBY', KEYS[3], 'requests', 1)
 redis.call('EXPIRE', KEYS[3], tonumber(ARGV[6]))
 return {0, 0}
@@ -155,7 +141,6 @@ class RedisRateLimiter:
         prefix: Key prefix.
         token_requests_per_second: Per-token limit across bases (Airtable: 50).
         margin: Share of the limits to pace at (see ``PACING_MARGIN``).
-        cold_pad: How much later a cold request is expected to arrive (``COLD_REQUEST_PAD``).
     """
 
     def __init__(
@@ -166,7 +151,6 @@ class RedisRateLimiter:
         *,
         token_requests_per_second: float = TOKEN_REQUESTS_PER_SECOND,
         margin: float = PACING_MARGIN,
-        cold_pad: float = COLD_REQUEST_PAD,
     ) -> None:
         self._client = client
         self._prefix = prefix
@@ -175,7 +159,6 @@ class RedisRateLimiter:
         self._token_interval_us = int(
             1_000_000 * pacing_interval(token_requests_per_second, margin))
         self._window_us = int(1_000_000 / margin)
-        self._cold_pad_us = int(1_000_000 * cold_pad)
         # A window counted on arrival allows floor(rate) requests per second (one below 1/s).
         self._base_limit = max(int(requests_per_second), 1) if requests_per_second > 0 else 0
         self._token_limit = (max(int(token_requests_per_second), 1)
@@ -188,13 +171,8 @@ class RedisRateLimiter:
     def _key(self, kind: str, key: str) -> str:
         return f"{self._prefix}:{kind}:{key}"
 
-    def acquire(self, key: str, token: str | None = None, *, cold: bool = False) -> float:
+    def acquire(self, key: str, token: str | None = None) -> float:
         """Block until a request to base ``key`` with token fingerprint ``token`` may go out.
-
-        Args:
-            key: The base.
-            token: The token's fingerprint, None for no token limit.
-            cold: The request goes out on a newly opened connection (``COLD_REQUEST_PAD``).
 
         Returns:
             The seconds waited.
@@ -221,7 +199,7 @@ class RedisRateLimiter:
                           self._key("stats", key),
                           self._key("log:token", token or "") if use_token else ""],
                     args=[self._base_limit, self._window_us, self._token_limit, self._window_us,
-                          _IDLE_TTL_MS, _STATS_TTL_S, self._cold_pad_us if cold else 0])
+                          _IDLE_TTL_MS, _STATS_TTL_S])
                 code, wait_us = int(verdict[0]), int(verdict[1])
                 if code == 0:
                     return waited

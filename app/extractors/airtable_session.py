@@ -111,47 +111,38 @@ class RateLimitedSession(requests.Session):
         """Wait for the base's and the token's turn, then send at once.
 
         The turn is taken here, after ``request()`` has prepared everything, so nothing but
-        the socket write stands between the limiter's admission and the server's count. A
-        request on a connection opened just now is still the slowest to be counted (the
-        server's side of a new connection, at a moment many listings start), so the limiter
-        is told it is cold.
+        the socket write stands between the limiter's admission and the server's count.
         """
-        cold = self._connect_ahead(request, kwargs)
-        waited = self.limiter.acquire(self.base_key, self.token_key, cold=cold)
+        self._connect_ahead(request, kwargs)
+        waited = self.limiter.acquire(self.base_key, self.token_key)
         if waited > 0.5 and self.on_wait:
             self.on_wait("rate limit", waited)
         return super().send(request, **kwargs)
 
-    def _connect_ahead(self, request: requests.PreparedRequest, kwargs: dict[str, Any]) -> bool:
+    def _connect_ahead(self, request: requests.PreparedRequest, kwargs: dict[str, Any]) -> None:
         """Open the pooled connection (TCP and TLS) before taking a turn, not after.
 
         The server counts a request when it arrives; a handshake between the limiter's
         admission and the request would make a fresh connection's first request arrive late
         by the handshake, crowding the request sent a window later.
-
-        Returns:
-            Whether the request is cold: it goes out on a connection opened here, or on one
-            requests will open itself (a proxy, another adapter, a failed connect).
         """
         if kwargs.get("proxies") or request.url is None:
-            return True  # requests resolves proxies itself; let it connect as usual
+            return  # requests resolves proxies itself; let it connect as usual
         adapter = self.get_adapter(request.url)
         if not isinstance(adapter, HTTPAdapter):
-            return True
+            return
         verify = kwargs.get("verify", True)
         try:
             pool = adapter.get_connection_with_tls_context(request, verify, cert=kwargs.get("cert"))
             adapter.cert_verify(pool, request.url, verify, kwargs.get("cert"))
             conn = pool._get_conn()  # closes a connection the server dropped
             try:
-                if conn.is_connected:
-                    return False
-                conn.connect()
-                return True
+                if not conn.is_connected:
+                    conn.connect()
             finally:
                 pool._put_conn(conn)
         except (OSError, urllib3.exceptions.HTTPError, requests.RequestException):
-            return True  # the request itself will meet and report the same failure, with retries
+            pass  # the request itself will meet and report the same failure, with retries
 
     @staticmethod
     def _log_retry(state: RetryCallState) -> None:

@@ -11,13 +11,6 @@ shared with other test suites (load average 8-17). Accepted rate as % of 5 req/s
     before (main, 0.9, no admission step): 28.4 % (4 × 429)
 
 0.985 is the smallest margin that reached 98 %, with 15 ms of slack for arrival jitter.
-
-A request on a newly opened connection (a listing's first: every task builds its own
-session) reaches the server later after its admission than the requests around it, by more
-than those 15 ms when many listings start at once (``bench/bases.py``, 4 bases × 4
-partitions on 2 cores: the oldest of the six requests of every window 429 was a listing's
-first). Such a *cold* request is logged as arriving ``COLD_REQUEST_PAD`` after its
-admission, so the request ``limit`` admissions later keeps the slack.
 Method and every figure: docs/performance.md.
 """
 
@@ -27,6 +20,7 @@ import hashlib
 import hmac
 import threading
 import time
+from collections import deque
 from typing import Protocol
 
 # Requests go out at this share of the allowed rate. A server counting a rolling one-second
@@ -35,14 +29,6 @@ from typing import Protocol
 # arrival jitter between those two (20 ms at 0.98, 10 ms at 0.99). Every refusal costs
 # Airtable's 30 s penalty, so the slack is chosen from bench/pacing.py's measurements.
 PACING_MARGIN = 0.985
-
-# How much later than a warm one a cold request (the first on a newly opened connection) may
-# reach the server after its admission. A cold request is logged as arriving this much after
-# its admission, which holds back the request `limit` admissions after it by as much (once per
-# listing start, not per page). bench/bases.py at N = 4 saw the window's oldest request, a
-# listing's first, counted 17-28 ms too soon (on top of the 15 ms of slack); the earlier runs
-# in docs/performance.md up to 74 ms (89 ms of difference in delays).
-COLD_REQUEST_PAD = 0.1
 
 # Airtable allows 50 requests/s per personal access token, whichever bases they go to.
 TOKEN_REQUESTS_PER_SECOND = 50.0
@@ -65,15 +51,6 @@ def pacing_interval(requests_per_second: float, margin: float = PACING_MARGIN) -
     return 1.0 / (requests_per_second * margin) if requests_per_second > 0 else 0.0
 
 
-def keep_latest(arrivals: list[float], at: float, limit: int) -> list[float]:
-    """The ``limit`` latest of ``arrivals`` and ``at``, latest first.
-
-    The log keeps expected arrival times, not admission order: a cold request admitted just
-    before a warm one is expected after it, and must be the one kept.
-    """
-    return sorted([*arrivals, at], reverse=True)[:limit]
-
-
 def token_fingerprint(token: str, api_url: str = "", key: bytes | None = None) -> str:
     """A keyed, irreversible name for ``token`` at ``api_url``, safe to store in Redis.
 
@@ -93,14 +70,8 @@ def token_fingerprint(token: str, api_url: str = "", key: bytes | None = None) -
 class RateLimiter(Protocol):
     """Spaces requests to one key (a base) and one token, and honours penalties after a 429."""
 
-    def acquire(self, key: str, token: str | None = None, *, cold: bool = False) -> float:
+    def acquire(self, key: str, token: str | None = None) -> float:
         """Block until a request to ``key`` (sent with ``token``, a fingerprint) may go out.
-
-        Args:
-            key: The base.
-            token: The token's fingerprint (``token_fingerprint``), None for no token limit.
-            cold: The request goes out on a newly opened connection and may reach the
-                server up to ``COLD_REQUEST_PAD`` later than a warm one would.
 
         Returns:
             The seconds waited.
@@ -116,24 +87,22 @@ class LocalRateLimiter:
     Spacing requests at 1/(margin·rate) rather than bursting up to the limit keeps us inside a
     sliding-window limit on the server, whichever way it counts the window; and a request
     that overslept its slot is still held until the rolling window (``limit`` requests per
-    1/margin s, on the times requests are expected to arrive: their admission, plus
-    ``cold_pad`` for a cold one) has room, as ``broker.ratelimit`` does.
+    1/margin s, on the times requests really left) has room, as ``broker.ratelimit`` does.
     """
 
     def __init__(self, requests_per_second: float,
                  token_requests_per_second: float = TOKEN_REQUESTS_PER_SECOND,
-                 margin: float = PACING_MARGIN, cold_pad: float = COLD_REQUEST_PAD) -> None:
+                 margin: float = PACING_MARGIN) -> None:
         self._interval = pacing_interval(requests_per_second, margin)
         token_rps = token_rate(requests_per_second, token_requests_per_second)
         self._token_interval = pacing_interval(token_rps, margin)
         self._limits = (max(int(requests_per_second), 1), max(int(token_rps), 1))
         self._window = 1.0 / margin
-        self._cold_pad = cold_pad
         self._next_slot: dict[str, float] = {}
-        self._arrivals: dict[str, list[float]] = {}
+        self._sent: dict[str, deque[float]] = {}
         self._lock = threading.Lock()
 
-    def acquire(self, key: str, token: str | None = None, *, cold: bool = False) -> float:
+    def acquire(self, key: str, token: str | None = None) -> float:
         if not self._interval:
             return 0.0
         token_key = f"token:{token}" if token else None
@@ -150,24 +119,22 @@ class LocalRateLimiter:
         waited = max(slot - now, 0.0)
         if waited:
             time.sleep(waited)
-        pad = self._cold_pad if cold else 0.0
-        while (wait := self._admit(key, token_key, pad)) > 0:
+        while (wait := self._admit(key, token_key)) > 0:
             time.sleep(wait)
             waited += wait
         return waited
 
-    def _admit(self, key: str, token_key: str | None, pad: float) -> float:
-        """0.0 after logging a request to ``key`` expected to arrive ``pad`` s from now, else
-        the seconds until the window has room."""
+    def _admit(self, key: str, token_key: str | None) -> float:
+        """0.0 after recording a request to ``key`` now, else the seconds until there is room."""
         logs = [(key, self._limits[0])] + ([(token_key, self._limits[1])] if token_key else [])
         with self._lock:
             now = time.monotonic()
             for name, limit in logs:
-                arrivals = self._arrivals.get(name, [])
-                if len(arrivals) == limit and now - arrivals[-1] < self._window:
-                    return arrivals[-1] + self._window - now
-            for name, limit in logs:
-                self._arrivals[name] = keep_latest(self._arrivals.get(name, []), now + pad, limit)
+                sent = self._sent.setdefault(name, deque(maxlen=limit))
+                if len(sent) == limit and now - sent[0] < self._window:
+                    return sent[0] + self._window - now
+            for name, _ in logs:
+                self._sent[name].append(now)
             return 0.0
 
     def penalize(self, key: str, seconds: float) -> None:

@@ -2,11 +2,8 @@
 
 import time
 
-from app.extractors.ratelimit import LocalRateLimiter, keep_latest, token_fingerprint, token_rate
-from tests.support.limiters import (
-    span_after_a_first_request,
-    wait_of_a_base_behind_another_bases_queue,
-)
+from app.extractors.ratelimit import LocalRateLimiter, token_fingerprint, token_rate
+from tests.support.limiters import wait_of_a_base_behind_another_bases_queue
 
 
 def test_pacing_stays_under_a_strict_sliding_window():
@@ -37,21 +34,6 @@ def test_one_token_is_paced_across_bases():
 def test_a_base_does_not_wait_behind_another_bases_queued_slots():
     limiter = LocalRateLimiter(requests_per_second=2, token_requests_per_second=50, margin=1.0)
     assert wait_of_a_base_behind_another_bases_queue(limiter) < 0.3  # 1.4 s if behind A's queue
-
-
-def test_a_cold_request_holds_back_the_one_a_window_later_by_its_pad():
-    def limiter() -> LocalRateLimiter:
-        return LocalRateLimiter(requests_per_second=2, margin=1.0, cold_pad=0.4)
-
-    assert 0.99 <= span_after_a_first_request(limiter(), cold=False) < 1.2
-    assert span_after_a_first_request(limiter(), cold=True) >= 1.39
-
-
-def test_the_window_keeps_the_latest_expected_arrivals_not_the_latest_admitted():
-    # A cold request admitted at 0.0 is expected at 0.3, after a warm one admitted at 0.2:
-    # when the log is full, the warm one (the earliest expected) is the one to let go.
-    assert keep_latest([0.8, 0.6, 0.4, 0.3, 0.2], 1.2, 5) == [1.2, 0.8, 0.6, 0.4, 0.3]
-    assert keep_latest([0.3], 0.2, 5) == [0.3, 0.2]
 
 
 def test_a_raised_base_limit_is_not_capped_by_the_token_limit():

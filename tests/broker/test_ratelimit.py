@@ -5,10 +5,7 @@ import time
 
 from broker.ratelimit import RateStats, RedisRateLimiter
 from broker.status import redis_client
-from tests.support.limiters import (
-    span_after_a_first_request,
-    wait_of_a_base_behind_another_bases_queue,
-)
+from tests.support.limiters import wait_of_a_base_behind_another_bases_queue
 
 
 def test_two_clients_share_one_budget(redis_url):
@@ -52,31 +49,6 @@ def test_a_base_does_not_wait_behind_another_bases_queued_slots(redis_url):
     limiter = RedisRateLimiter(redis_client(redis_url), requests_per_second=2,
                                token_requests_per_second=50, margin=1.0)
     assert wait_of_a_base_behind_another_bases_queue(limiter) < 0.3  # 1.4 s if behind A's queue
-
-
-def test_a_cold_request_holds_back_the_one_a_window_later_by_its_pad(redis_url):
-    client = redis_client(redis_url)
-
-    def limiter() -> RedisRateLimiter:
-        client.flushdb()
-        return RedisRateLimiter(client, requests_per_second=2, margin=1.0, cold_pad=0.4)
-
-    assert 0.99 <= span_after_a_first_request(limiter(), cold=False) < 1.2
-    assert span_after_a_first_request(limiter(), cold=True) >= 1.39
-
-
-def test_the_window_lets_go_of_the_earliest_expected_arrival_not_the_earliest_admitted(
-        redis_url):
-    client = redis_client(redis_url)
-    limiter = RedisRateLimiter(client, requests_per_second=5, margin=1.0, cold_pad=0.3)
-    limiter.acquire("base", cold=True)  # expected 0.3 s after its admission
-    for _ in range(5):
-        limiter.acquire("base")  # admitted at 0.2, 0.4, 0.6, 0.8 and 1.2 s
-    log = [int(v) for v in client.lrange("conveyor:rate:log:base", 0, -1)]
-    assert log == sorted(log, reverse=True) and len(log) == 5
-    # Kept: 1.2, 0.8, 0.6, 0.4 and the cold one's 0.3 (a span of 0.9 s); dropping the oldest
-    # admitted, the cold one, would keep 0.2 and let the 7th request count 6 in its window.
-    assert 0.85 < (log[0] - log[-1]) / 1_000_000 < 1.0
 
 
 def test_after_a_429_every_client_waits_the_penalty_once_then_resumes_spaced(redis_url):

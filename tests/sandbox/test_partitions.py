@@ -96,22 +96,18 @@ def test_records_created_during_the_run_fall_in_the_last_partition(sandbox: Sand
     assert holders == [plan[-1].index]
 
 
-def test_the_connection_is_open_before_the_limiter_admits_the_request_and_a_new_one_is_cold(
-        sandbox: Sandbox) -> None:
+def test_the_connection_is_open_before_the_limiter_admits_the_request(sandbox: Sandbox) -> None:
     from app.extractors.airtable_session import RateLimitedSession
 
     session: RateLimitedSession
 
     class Recording:
-        """A limiter that notes whether a connected socket was already pooled when asked,
-        and whether the session called the request cold."""
+        """A limiter that notes whether a connected socket was already pooled when asked."""
 
         def __init__(self) -> None:
             self.connected_when_admitted: list[bool] = []
-            self.cold: list[bool] = []
 
-        def acquire(self, key: str, token: str | None = None, *, cold: bool = False) -> float:
-            self.cold.append(cold)
+        def acquire(self, key: str, token: str | None = None) -> float:
             probe = session.prepare_request(requests.Request("GET", sandbox.url))
             verify = session.merge_environment_settings(sandbox.url, {}, None, None, None)["verify"]
             pool = session.get_adapter(sandbox.url).get_connection_with_tls_context(probe, verify)
@@ -129,7 +125,6 @@ def test_the_connection_is_open_before_the_limiter_admits_the_request_and_a_new_
     for _ in range(2):
         assert session.get(f"{sandbox.url}/v0/appPARTS000000001/Edges").status_code == 200
     assert limiter.connected_when_admitted == [True, True]
-    assert limiter.cold == [True, False]  # only the request that opened the connection
 
 
 def test_the_request_log_records_each_answer_with_its_records(sandbox: Sandbox) -> None:

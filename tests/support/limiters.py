@@ -19,16 +19,3 @@ def wait_of_a_base_behind_another_bases_queue(limiter: Any) -> float:
     for thread in queued:
         thread.join()
     return waited
-
-
-def span_after_a_first_request(limiter: Any, cold: bool) -> float:
-    """Three requests to one base in a row, the first ``cold`` (on a newly opened connection)
-    or not, through ``limiter`` at 2 req/s with no margin (slots 0.5 s apart, at most 2 in a
-    1 s window). Returns the seconds between the first and the third admissions: 1 s when the
-    first is warm; 1 s plus the limiter's cold pad (below 0.5 s) when it is cold, since the
-    server may count it that much late."""
-    limiter.acquire("base", "fp", cold=cold)
-    first = time.monotonic()
-    for _ in range(2):
-        limiter.acquire("base", "fp")
-    return time.monotonic() - first
