@@ -3,8 +3,8 @@
 Airtable counts a request against the base's limit as it arrives at its edge. The sandbox
 is one Python process: a handler thread woken by a request may wait tens of milliseconds for
 the GIL while other threads encode pages (``bench/bases.py`` at 4 bases × 4 partitions saw
-the oldest request of each window 429 counted 34-44 ms after the client had written it, 1-7
-ms between the client's admission and its write). Counted that late, two requests the
+the oldest request of each of 9 window 429s counted 16-59 ms after the client had written
+it, 1-7 ms between the client's admission and its write). Counted that late, two requests the
 clients sent a full second apart are counted less than a second apart, a refusal Airtable
 would not give. Linux stamps every received segment (``SO_TIMESTAMPNS``); reading through
 ``StampedReader`` keeps the stamp of the data each request came in, so the limiter counts
@@ -30,8 +30,8 @@ class StampedReader(socket.SocketIO):
     """A socket's raw reader that keeps the kernel's receive time of what it reads.
 
     ``request_arrival`` is the arrival (on ``time.monotonic``'s clock) of the first data read
-    since ``start_request()``, or of the last data read when the request was already
-    buffered (it came in with the data read before).
+    since ``start_request()``, or of the last data read when nothing was read since (the
+    request came in with that data, already buffered); None when a read came unstamped.
     """
 
     def __init__(self, sock: socket.socket) -> None:
@@ -39,14 +39,16 @@ class StampedReader(socket.SocketIO):
         self._connection = sock
         self._last: float | None = None
         self._first: float | None = None
+        self._read = False
 
     def start_request(self) -> None:
         """A new request is about to be read."""
         self._first = None
+        self._read = False
 
     @property
     def request_arrival(self) -> float | None:
-        return self._first if self._first is not None else self._last
+        return self._first if self._read else self._last
 
     def readinto(self, buffer: Any) -> int | None:
         self._checkClosed()
@@ -58,14 +60,18 @@ class StampedReader(socket.SocketIO):
             raise
         except BlockingIOError:
             return None
+        stamp = None
         for level, kind, data in ancillary:
-            if level == socket.SOL_SOCKET and kind == _SCM_TIMESTAMPNS:
-                seconds, nanoseconds = _STAMP.unpack(data[:_STAMP.size])
+            # A 32-bit timespec (another layout) is left alone: the handler's clock counts.
+            if level == socket.SOL_SOCKET and kind == _SCM_TIMESTAMPNS \
+                    and len(data) == _STAMP.size:
+                seconds, nanoseconds = _STAMP.unpack(data)
                 # The stamp is on the wall clock; carried over to the monotonic one now, so a
                 # clock step between two requests does not shift one against the other.
-                self._last = time.monotonic() - (time.time() - (seconds + nanoseconds / 1e9))
-                if self._first is None:
-                    self._first = self._last
+                stamp = time.monotonic() - (time.time() - (seconds + nanoseconds / 1e9))
+        if not self._read:
+            self._read, self._first = True, stamp
+        self._last = stamp
         return size
 
 
