@@ -1,14 +1,15 @@
 """When a request's bytes reached the host: the kernel's receive time, not the handler's.
 
-Airtable counts a request against the base's limit as it arrives at its edge. The sandbox
-is one Python process: a handler thread woken by a request may wait tens of milliseconds for
-the GIL while other threads encode pages (``bench/bases.py`` at 4 bases × 4 partitions saw
-the oldest request of each of 9 window 429s counted 16-59 ms after the client had written
-it, 1-7 ms between the client's admission and its write). Counted that late, two requests the
-clients sent a full second apart are counted less than a second apart, a refusal Airtable
-would not give. Linux stamps every received segment (``SO_TIMESTAMPNS``); reading through
-``StampedReader`` keeps the stamp of the data each request came in, so the limiter counts
-it at its arrival. Elsewhere the handler's own clock is used, as before.
+Airtable counts a request against the base's limit as it arrives at its edge. The sandbox is
+one Python process: a handler thread woken by a request may wait tens of milliseconds for
+the GIL while other threads run (presumably encoding pages; not profiled).
+``bench/bases.py`` at 4 bases × 4 partitions saw the oldest request of each of 9 window 429s
+counted 16-59 ms after the client had written it, 1-7 ms between the client's admission and
+its write. Counted that late, two requests the clients sent a full second apart are counted
+less than a second apart, a refusal Airtable would not give. Linux stamps every received
+segment (``SO_TIMESTAMPNS``); reading through ``StampedReader`` keeps the stamp of the data
+each request came in, so the limiter counts it at its arrival. Elsewhere the handler's own
+clock is used, as before.
 """
 
 from __future__ import annotations
