@@ -18,7 +18,7 @@ processes, not the pacing, were the limit (docs/performance.md, "Many bases").
 ``--detail`` prints, per N and run, the CPU share of the sandbox and of each worker's process
 tree and the host's busy share and load average, and per base its own sustained rate, when
 its pages were served, its tightest 5-request spans as the sandbox counted them and as they
-reached its handler, how late the sandbox counted them, and for each 429
+reached its handler, how long after arriving they reached it, and for each 429
 the six requests of the window that refused it. ``--sandbox-nice -10`` (root) runs the
 stand-in for Airtable's servers ahead of the host's other load; the figures say which.
 
@@ -107,9 +107,9 @@ def per_base(entries: list[tuple[float, str, int, int, float]], start_at: float)
     """One line per base: its own sustained rate, requests, when its pages were served, the
     tightest 5-request spans and its 429s; then, for each 429 the window caused (not those
     answered during a penalty), the 5 requests the sandbox had accepted in the second before
-    it: when they were counted, when they reached the sandbox's handler, how late the sandbox
-    counted them after that (the simulated latency comes after the count), and which page
-    each of the 6 was."""
+    it: when they were counted (on arrival: the kernel's receive time, sandbox/arrival.py),
+    when they reached the sandbox's handler, how long after arriving they reached it (the
+    simulated latency comes after that), and which page each of the 6 was."""
     by_base: dict[str, list[tuple[float, str, int, int, float]]] = defaultdict(list)
     for at, target, status, records, received in entries:
         match = _BASE_IN_PATH.match(target)
@@ -126,7 +126,7 @@ def per_base(entries: list[tuple[float, str, int, int, float]], start_at: float)
         reached_spans = sorted(reached[i + LIMIT] - reached[i]
                                for i in range(len(reached) - LIMIT))
         tight_reached = ", ".join(f"{span * 1000:.0f}" for span in reached_spans[:3])
-        late = sorted(at - received for at, _, _, _, received in log)
+        behind = sorted(received - at for at, _, _, _, received in log)
         served = [at for at, _, status, n in plain if status == 200 and n]
         refused = ", ".join(f"{at - start_at:.1f}" for at, _, status, _ in sorted(plain)
                             if status == 429)
@@ -134,8 +134,9 @@ def per_base(entries: list[tuple[float, str, int, int, float]], start_at: float)
                   if served else "nothing served")
         lines.append(f"    {base_id}: {sustained:,.0f} rec/s sustained ({sustained / CEILING:.0%}), "
                      f"{len(log)} requests, pages {window}, tightest {LIMIT}-spans {tight} ms "
-                     f"as counted, {tight_reached} ms as received; sandbox late to count "
-                     f"median {late[len(late) // 2] * 1000:.0f} ms, max {late[-1] * 1000:.0f} ms; "
+                     f"as counted, {tight_reached} ms as received; handler after arrival "
+                     f"median {behind[len(behind) // 2] * 1000:.0f} ms, "
+                     f"max {behind[-1] * 1000:.0f} ms; "
                      f"429s {rejected}" + (f" at {refused} s" if refused else ""))
         ordered = sorted(log)
         for i, (at, _, status, _, received) in enumerate(ordered):
@@ -146,11 +147,11 @@ def per_base(entries: list[tuple[float, str, int, int, float]], start_at: float)
                 continue  # answered during the penalty a previous 429 started
             first = before[0]
             six = [*before, ordered[i]]
-            late = ", ".join(f"{(e[0] - e[4]) * 1000:.0f}" for e in six)
+            behind_six = ", ".join(f"{(e[4] - e[0]) * 1000:.0f}" for e in six)
             lines.append(
                 f"      429 at {at - start_at:.2f} s: counted {(at - first[0]) * 1000:.0f} ms after "
                 f"the 5th request before it, reached the sandbox {(received - first[4]) * 1000:.0f} "
-                f"ms after it; the sandbox counted them late by {late} ms (6 requests: "
+                f"ms after it; they reached the handler {behind_six} ms after arriving (6 requests: "
                 f"{' '.join(_page_kind(e[1]) for e in six)})")
     return lines
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import bisect
 import threading
 import time
 from collections import Counter, deque
@@ -127,11 +128,18 @@ class RateLimiter:
         self._windows: dict[str, deque[float]] = {}
         self._penalty_until: dict[str, float] = {}
 
-    def allow(self, base_id: str) -> bool:
-        """Count one request to ``base_id``; False when it must be answered with a 429."""
+    def allow(self, base_id: str, at: float | None = None) -> bool:
+        """Count one request to ``base_id`` that arrived ``at`` (this clock; default now);
+        False when it must be answered with a 429.
+
+        Requests may be counted in another order than they arrived (each waits for its own
+        thread): one counted after a later arrival still has that later one in its window, so
+        of two such requests the sandbox allows no more than Airtable, counting in arrival
+        order, would.
+        """
         config = self._config()
         limit = config.requests_per_second
-        now = self._clock()
+        now = self._clock() if at is None else at
         with self._lock:
             if now < self._penalty_until.get(base_id, 0.0):
                 return False
@@ -146,7 +154,7 @@ class RateLimiter:
                 self._penalty_until[base_id] = now + config.penalty_seconds
                 window.clear()
                 return False
-            window.append(now)
+            bisect.insort(window, now)
             return True
 
     def penalise(self, base_id: str, seconds: float | None = None) -> None:

@@ -8,6 +8,7 @@ tokens get today; ``SandboxConfig.legacy_table_not_found`` gives the old 404 TAB
 from __future__ import annotations
 
 import email.utils
+import io
 import json
 import logging
 import time
@@ -18,6 +19,7 @@ from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from sandbox import errors, meta, writes
+from sandbox.arrival import StampedReader, stamped_reader
 from sandbox.base import SandboxBase
 from sandbox.listing import list_page, query_from_body, query_from_params, render
 from sandbox.model import SandboxTable
@@ -175,6 +177,22 @@ class SandboxHandler(BaseHTTPRequestHandler):
     # An idle keep-alive connection is dropped after this long, like a load balancer would.
     timeout = 120
 
+    _arrivals: StampedReader | None = None
+
+    def setup(self) -> None:
+        super().setup()
+        # Read through a reader that keeps the kernel's receive time, so a request is counted
+        # when it arrived, not when this thread got the GIL (sandbox/arrival.py).
+        self._arrivals = stamped_reader(self.connection)
+        if self._arrivals is not None:
+            self.rfile.close()
+            self.rfile = io.BufferedReader(self._arrivals)
+
+    def handle_one_request(self) -> None:
+        if self._arrivals is not None:
+            self._arrivals.start_request()
+        super().handle_one_request()
+
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 (stdlib signature)
         """Stay silent: test output must be clean, and stats count every request anyway."""
 
@@ -218,9 +236,12 @@ class SandboxHandler(BaseHTTPRequestHandler):
         try:
             raw = self._read_body()  # always drained, or the next request on this connection breaks
             config = sandbox.config
+            stamp = self._arrivals.request_arrival if self._arrivals is not None else None
+            jitter = 0.0
             if config.latency_jitter_seconds:  # the network's jitter comes before the count
-                time.sleep(sandbox.failures.jitter(config.latency_jitter_seconds))
-            arrived = time.monotonic()
+                jitter = sandbox.failures.jitter(config.latency_jitter_seconds)
+                time.sleep(jitter)
+            arrived = time.monotonic() if stamp is None else stamp + jitter
             where = route(method, self.path)
             if len(_REAL_ORIGIN) + len(self.path) > MAX_URL_LENGTH:
                 raise errors.url_too_long(MAX_URL_LENGTH)
@@ -231,7 +252,7 @@ class SandboxHandler(BaseHTTPRequestHandler):
             if where.base_id is not None:
                 if where.base_id not in sandbox.bases:
                     raise errors.model_not_found()
-                if not sandbox.limiter.allow(where.base_id):
+                if not sandbox.limiter.allow(where.base_id, at=arrived):
                     raise errors.rate_limited()
             # Airtable counts a request against the base's limit as it arrives; the time it
             # takes to answer (the page's latency) comes after. Sleeping first would count

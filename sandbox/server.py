@@ -11,6 +11,7 @@ from http.server import ThreadingHTTPServer
 from types import TracebackType
 from typing import Any
 
+from sandbox.arrival import stamp_arrivals
 from sandbox.base import SandboxBase
 from sandbox.config import SandboxConfig
 from sandbox.handler import SandboxHandler
@@ -31,6 +32,10 @@ class _Server(ThreadingHTTPServer):
         self.connections: set[socket.socket] = set()
         self.connections_lock = threading.Lock()
         super().__init__(address, SandboxHandler)
+
+    def server_bind(self) -> None:
+        stamp_arrivals(self.socket)  # before accept: a request may arrive before its thread
+        super().server_bind()
 
     def get_request(self) -> tuple[socket.socket, Any]:
         conn, address = super().get_request()

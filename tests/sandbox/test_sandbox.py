@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -378,6 +379,45 @@ def test_rate_limiter_window_and_penalty_with_a_fake_clock() -> None:
     assert limiter.allow("app3") and not limiter.allow("app3")
     config.requests_per_second = None
     assert all(limiter.allow("app4") for _ in range(1000))
+
+
+def test_rate_limiter_counts_requests_at_their_arrival_in_any_order() -> None:
+    now = [100.0]
+    config = SandboxConfig(requests_per_second=2, penalty_seconds=30)
+    limiter = RateLimiter(lambda: config, clock=lambda: now[0])
+    assert limiter.allow("app1", at=99.0) and limiter.allow("app1", at=99.5)
+    assert limiter.allow("app1", at=100.05)  # 99.0 arrived more than a second before
+    # Counted after a later arrival, a request still has it in its window: of the two, one is
+    # refused, as when Airtable counts them in arrival order.
+    assert not limiter.allow("app1", at=100.0)
+
+
+def test_a_request_is_counted_when_it_arrived_not_when_its_thread_got_to_run() -> None:
+    config = SandboxConfig(token=TOKEN, requests_per_second=2, penalty_seconds=30)
+    base = build_base(tables={"T": 3})
+    started = time.perf_counter()
+    sum(range(1_000_000))
+    steps = int(1_000_000 * 0.3 / (time.perf_counter() - started))
+    with run_sandbox([base], config) as sandbox:
+        host, port = sandbox.url.split("://")[1].split(":")
+        path = f"/v0/{base.id}/T"
+        with socket.create_connection((host, int(port))) as raw:
+            raw.sendall(f"GET {path} HTTP/1.1\r\nHost: {host}\r\n"
+                         f"Authorization: Bearer {TOKEN}\r\n\r\n".encode())
+            sent = time.monotonic()
+            # One C call holds the GIL about 0.3 s, so the sandbox's handler cannot run.
+            sum(range(steps))
+            held = time.monotonic() - sent
+            assert raw.recv(65536).startswith(b"HTTP/1.1 200")
+        headers = {"Authorization": f"Bearer {TOKEN}"}
+        time.sleep(max(sent + 0.5 - time.monotonic(), 0))
+        assert requests.get(f"{sandbox.url}{path}", headers=headers).status_code == 200
+        time.sleep(max(sent + 1.1 - time.monotonic(), 0))
+        third = requests.get(f"{sandbox.url}{path}", headers=headers)
+    assert 0.15 < held < 0.9, "the handler was not held back long enough (or too long) to tell"
+    # Arrived 1.1 s after the first: two in its window only if the first were counted when
+    # its thread ran (`held` s after it arrived), not when it arrived.
+    assert third.status_code == 200
 
 
 def test_a_penalty_started_from_outside_refuses_the_base_for_its_time() -> None:
