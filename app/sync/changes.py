@@ -178,6 +178,12 @@ def started(sync: TableSync, server_time: datetime | None) -> TableSync:
     return sync.with_(change=_replace(change, cursor=cursor))
 
 
+def records_seen(sync: TableSync) -> bool:
+    """Whether a listing of every record records the ids it saw (to find deletions after): a
+    replacing load keeps only what it lists, so it needs no record of what it saw."""
+    return not sync.plan.options.replace
+
+
 def pages(extractor: TabularExtractor, sync: TableSync, cursor: str | None,
           values: ValuePages | None = None) -> Iterator[Page]:
     """The listing's pages from ``cursor``, phase after phase; ``values`` makes the pages of a
@@ -216,9 +222,8 @@ def pages(extractor: TabularExtractor, sync: TableSync, cursor: str | None,
                 following = f"{number + 1}{_PHASE_SEP}"
             else:
                 following = None
-            # A replacing load keeps only what it lists: it needs no record of what it saw.
             every = phase in ("ids", "computed") or (phase == "records" and change.full)
-            seen = every and not sync.plan.options.replace
+            seen = every and records_seen(sync)
             yield Page(page.records, following, fields=page.fields if phase == "values" else listed,
                        seen=seen, server_time=page.server_time, requests=page.requests)
         offset = None

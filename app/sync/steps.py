@@ -126,7 +126,8 @@ def _pages(extractor: TabularExtractor, sync: TableSync, cursor: str | None) -> 
     if window is None:
         return changes.pages(extractor, sync, cursor, webhook.value_pages)
     # partitions split only a full listing (``partition_plan``): together they see every id
-    return (replace(page, seen=True) for page in extractor.iter_window(sync.table, window, cursor))
+    seen = changes.records_seen(sync)
+    return (replace(page, seen=seen) for page in extractor.iter_window(sync.table, window, cursor))
 
 
 def sample_of(records: list[Record], max_bytes: int) -> list[Record]:

@@ -170,3 +170,22 @@ def test_partitions_travel_in_the_contracts_and_old_messages_read_as_unsplit():
     unsplit = TableSync.from_json(old)
     assert (unsplit.partitions, unsplit.listing.partition, unsplit.plan.partitions) == ((), None, 1)
     assert "partition" not in TableSync(plan, sync.table).to_json()["listing"]
+
+
+class WindowPages(Pages):
+    """``Pages`` that serves every window's listing the same pages."""
+
+    def iter_window(self, table, window, cursor=None):
+        return self.iter_pages(table, cursor)
+
+
+@pytest.mark.parametrize(("options", "seen"), [(RunOptions(), True),
+                                               (RunOptions.parse(drop_tables=True), False)])
+def test_partitions_record_the_ids_they_saw_only_for_a_load_that_does_not_replace(options, seen):
+    from app.extractors.partitions import windows
+
+    cut = tuple(windows([10, 20]))
+    sync = TableSync(plan(options=options), TABLE, partitions=cut,
+                     listing=steps.window_listing(cut[1]))
+    batches = [b.batch for b in steps.listing_batches(WindowPages([2, 2, 1]), sync)]
+    assert len(batches) == 2 and [b.seen for b in batches] == [seen, seen]
