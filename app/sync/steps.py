@@ -16,7 +16,6 @@ import json
 import logging
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, replace
-from typing import Final
 
 from app import fastjson
 from app.contracts import (
@@ -132,9 +131,10 @@ def _pages(extractor: TabularExtractor, sync: TableSync, cursor: str | None) -> 
 
 def sample_of(records: list[Record], max_bytes: int) -> list[Record]:
     """The records schema detection looks at: the first page, cut at one batch's bytes."""
-    kept = []
+    kept: list[Record] = []
+    sizer = _Sizer()
     for record in records:
-        max_bytes -= _size(record)
+        max_bytes -= len(sizer.encode(record)[0])
         if max_bytes < 0:
             break
         kept.append(record)
@@ -328,12 +328,4 @@ def _target(sync: TableSync) -> TableTarget:
         raise ValueError(f"table {sync.table.name!r} has no target yet")
     return sync.target
 
-
-#: ``json.dumps(record, ensure_ascii=False, default=str)`` for every record, with one encoder.
-_SIZER: Final = json.JSONEncoder(ensure_ascii=False, default=str)
-
-
-def _size(record: Record) -> int:
-    text = fastjson.dumps(record)
-    return len(text if text is not None else _SIZER.encode(record))
 
