@@ -10,6 +10,7 @@ from contextlib import closing
 from datetime import UTC, datetime
 from typing import Any
 
+from app import gc_thresholds
 from app.errors import ConfigurationError, ConveyorError, CursorExpiredError, TerminalError
 from app.extractors.base import Page, TabularExtractor
 from app.registry import register_workflow
@@ -137,8 +138,9 @@ class ETLWorkflow(Workflow):
         services = services or default_services()
         if services.rate_limiter is not None:
             self.extractor.use_rate_limiter(services.rate_limiter)
-        return InProcessRun(plan, self.extractor, self.warehouse, services,
-                            progress or SilentProgress()).run()
+        with gc_thresholds.raised():
+            return InProcessRun(plan, self.extractor, self.warehouse, services,
+                                progress or SilentProgress()).run()
 
 
 register_workflow(ETLWorkflow)

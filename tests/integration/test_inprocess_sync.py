@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import gc
+
 import pytest
 import sqlalchemy as sa
 
+from app.gc_thresholds import SYNC_THRESHOLD
 from app.settings import reload_settings
-from app.warehouses import DuckDBWarehouse
+from app.warehouses import DuckDBWarehouse, SQLiteWarehouse
 from app.workflows import ETLWorkflow, RunFailedError
+from app.workflows.report import SilentProgress
 from tests.conftest import TEST_PG_URL
 from tests.support.compare import differences
 from tests.support.fixtures import (
@@ -96,6 +100,31 @@ def test_three_tables_land_losslessly_with_mapped_types(warehouse):
         orders = tables["Orders"]
         assert report_counts == {"Empty": (0, 0), "Clients": (250, 250), "Orders": (orders, orders)}
         engine.dispose()
+
+
+class ThresholdSeen(SilentProgress):
+    """Notes the collector's threshold as each table starts loading."""
+
+    def __init__(self) -> None:
+        self.seen: list[int] = []
+
+    def table_started(self, report) -> None:
+        self.seen.append(gc.get_threshold()[0])
+
+
+def test_a_run_raises_the_collectors_threshold_while_it_syncs_and_restores_it_after(tmp_path):
+    saved = gc.get_threshold()
+    gc.set_threshold(700, 10, 10)
+    listener = ThresholdSeen()
+    warehouse = SQLiteWarehouse(f"sqlite:///{tmp_path / 'warehouse.db'}")
+    try:
+        with sandbox_with({"Clients": 30, "Orders": 50}) as (sandbox, _):
+            ETLWorkflow(extractor_for(sandbox), warehouse).run(drop_tables=True, progress=listener)
+        assert listener.seen == [SYNC_THRESHOLD, SYNC_THRESHOLD]
+        assert gc.get_threshold() == (700, 10, 10)
+    finally:
+        gc.set_threshold(*saved)
+        warehouse.dispose()
 
 
 def _snapshot(warehouse, extractor):
