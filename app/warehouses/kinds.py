@@ -193,7 +193,7 @@ def parse_timestamp(value: str) -> datetime | None:
         parsed = datetime.fromisoformat(value)
     except ValueError:
         return None
-    return as_utc(parsed)
+    return parsed if parsed.tzinfo is UTC else as_utc(parsed)  # Airtable's "Z" is UTC already
 
 
 def as_utc(value: datetime) -> datetime:

@@ -237,6 +237,15 @@ def _placer(column: Column, exact_floats: bool) -> Placer:
                 return float(value), False  # a double holds it exactly
             return slow(value, encodable)
         return number
+    if kind == kinds.TIMESTAMP or kind == kinds.DATE:
+        # (a string that is no timestamp or date is converted, or kept, by ``place``)
+        def moment(value: Any, encodable: bool) -> tuple[Any, bool]:
+            if type(value) is str:
+                stored = kinds.to_column(kind, value)
+                if stored is not kinds.MISFIT:
+                    return stored, False
+            return slow(value, encodable)
+        return moment
     if kind == kinds.JSON and column.source_type not in kinds.COMPUTED_TYPES:
         # (a formula's or rollup's object may be an error object: ``place`` looks)
         return lambda value, encodable: (value, False) if encodable else slow(value, encodable)

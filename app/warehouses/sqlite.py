@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any, Final
 
@@ -35,6 +35,26 @@ class UTCDateTime(sa.TypeDecorator[datetime]):
 
     def process_result_value(self, value: Any, dialect: sa.Dialect) -> datetime | None:
         return None if value is None else value.replace(tzinfo=UTC)
+
+    def bind_processor(self, dialect: sa.Dialect) -> Callable[[Any], Any] | None:
+        if dialect.name != "sqlite":
+            return super().bind_processor(dialect)
+
+        # The text SQLAlchemy's SQLite DateTime writes (its default storage format) in one
+        # call, instead of this type's conversion and then that formatting: a tenth of a
+        # load's time when every record has a timestamp or two.
+        def process(value: datetime | None) -> str | None:
+            if value is None:
+                return None
+            if value.tzinfo is not UTC:
+                value = kinds.as_utc(value)
+            return value.isoformat(" ", "microseconds")[:_STORED_LENGTH]  # without "+00:00"
+
+        return process
+
+
+#: "YYYY-MM-DD HH:MM:SS.ffffff"
+_STORED_LENGTH: Final = 26
 
 
 _TYPES: Final[dict[str, TypeEngine[Any]]] = {
