@@ -71,24 +71,28 @@ class RunHandle:
         on_progress: Callable[[dict[str, Any]], None] | None = None,
         raise_on_failure: bool = True,
     ) -> dict[str, Any]:
-        """Block until the run finishes and return its final status.
+        """Block until the run finishes and return its final status: at once when it does
+        (its finish is announced), and its status is read every ``poll`` seconds meanwhile.
 
         Raises:
             RunNotFinishedError: ``timeout`` seconds passed first.
             RunFailedRemotelyError: the run failed or was cancelled (unless told not to raise).
         """
         deadline = None if timeout is None else time.monotonic() + timeout
-        while True:
-            status = self.status()
-            if on_progress:
-                on_progress(status)
-            if status["state"] in TERMINAL:
-                if raise_on_failure and not RunState(status["state"]).landed:
-                    raise RunFailedRemotelyError(status)
-                return status
-            if deadline is not None and time.monotonic() > deadline:
-                raise RunNotFinishedError(f"run {self.id} still {status['state']} after {timeout} s")
-            time.sleep(poll)
+        with self._store.finish_notices(self.id) as sleep:
+            while True:
+                status = self.status()
+                if on_progress:
+                    on_progress(status)
+                if status["state"] in TERMINAL:
+                    if raise_on_failure and not RunState(status["state"]).landed:
+                        raise RunFailedRemotelyError(status)
+                    return status
+                if deadline is not None and time.monotonic() > deadline:
+                    raise RunNotFinishedError(
+                        f"run {self.id} still {status['state']} after {timeout} s")
+                left = poll if deadline is None else deadline - time.monotonic()
+                sleep(max(0.0, min(poll, left)))  # woken at once when the run finishes
 
     def cancel(self) -> None:
         """Ask the run to stop: no further batch loads, and the run ends cancelled. A generic

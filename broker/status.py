@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
@@ -67,6 +69,9 @@ class RunStatus:
     def _table(self, run_id: str, table_id: str, part: str = "") -> str:
         return f"{PREFIX}:run:{run_id}:table:{table_id}{':' + part if part else ''}"
 
+    def _finished(self, run_id: str) -> str:
+        return f"{PREFIX}:run:{run_id}:finished"
+
     def _alive(self, run_id: str) -> None:
         self.r.hset(self._run(run_id), "last_seen_at", now_iso())
 
@@ -104,7 +109,33 @@ class RunStatus:
         if error is not None:
             fields["error"] = error
         argv = [json.dumps(sorted(TERMINAL))] + [item for pair in fields.items() for item in pair]
-        return bool(self._set_state(keys=[self._run(run_id)], args=argv))
+        changed = bool(self._set_state(keys=[self._run(run_id)], args=argv))
+        if changed and state in TERMINAL:
+            self.r.publish(self._finished(run_id), state)
+        return changed
+
+    @contextmanager
+    def finish_notices(self, run_id: str) -> Iterator[Callable[[float], None]]:
+        """A way to sleep until the run finishes: the function given returns when the run's
+        finish is announced, or after the seconds it is given.
+
+        Subscribe before looking at the state: a run that finishes in between still wakes the
+        sleeper. A notice can be lost (the connection drops), so sleep in bounded steps and
+        look at the state after each one.
+        """
+        pubsub = self.r.pubsub(ignore_subscribe_messages=True)  # type: ignore[no-untyped-call]
+        pubsub.subscribe(self._finished(run_id))
+
+        def sleep(seconds: float) -> None:
+            deadline = time.monotonic() + seconds
+            while (left := deadline - time.monotonic()) > 0:
+                if pubsub.get_message(timeout=left) is not None:
+                    return
+
+        try:
+            yield sleep
+        finally:
+            pubsub.close()
 
     def update_run(self, run_id: str, **fields: str) -> None:
         """Set informational fields of a run (not its state)."""

@@ -1,5 +1,8 @@
 """RunStatus against real Redis: idempotent counts, a run finishes once, cancel flags."""
 
+import threading
+import time
+
 import pytest
 
 from app.contracts import RejectedRecord, TableRef
@@ -80,3 +83,25 @@ def test_steps_are_recorded_once_per_identity(store):
                           queue="load", state=state)
     steps = store.get("r1")["steps"]
     assert len(steps) == 1 and steps[0]["state"] == "succeeded" and steps[0]["hostname"] == "load@h"
+
+
+def test_a_waiting_producer_wakes_when_the_run_finishes_not_at_its_next_look(store):
+    from broker.producer import RunHandle
+
+    store.create_run("r1", "etl", {})
+    finisher = threading.Timer(0.3, store.set_state, args=("r1", "succeeded"))
+    finisher.start()
+    started = time.monotonic()
+    # its next look would be in an hour: only the finish notice can wake it before the timeout
+    final = RunHandle("r1", store).wait(timeout=20, poll=3600)
+    finisher.join()
+    assert final["state"] == "succeeded"
+    assert time.monotonic() - started < 20
+
+
+def test_a_run_that_finished_before_the_wait_began_is_seen_at_once(store):
+    from broker.producer import RunHandle
+
+    store.create_run("r1", "etl", {})
+    store.set_state("r1", "failed", error="boom")
+    assert RunHandle("r1", store).wait(timeout=5, poll=3600, raise_on_failure=False)["state"] == "failed"
