@@ -14,6 +14,7 @@ import json
 from typing import Any
 
 import redis
+from redis.client import NEVER_DECODE
 
 from app import fastjson
 from app.sync import rules
@@ -103,18 +104,21 @@ class Barrier:
 
     # batches
     def keep_copy(self, run_id: str, table_id: str, batch_no: int,
-                  message: list[Any] | str) -> None:
-        """Keep the batch's message (its arguments, or their JSON text) until it is loaded:
-        the lost-batch recovery sends it again."""
+                  message: list[Any] | str | bytes) -> None:
+        """Keep the batch's message (its arguments, or their JSON text, UTF-8 if bytes) until
+        it is loaded: the lost-batch recovery sends it again."""
         key = self._key(run_id, table_id, "pending")
-        self.r.hset(key, str(batch_no), message if isinstance(message, str) else json.dumps(message))
+        text = message if isinstance(message, str | bytes) else json.dumps(message)
+        self.r.hset(key, str(batch_no), text)
         self._expire(key)
 
     def kept_copy(self, run_id: str, table_id: str, batch_no: int) -> list[Any] | None:
         """The kept message of a batch not loaded yet (None once it is loaded, or its table
         closed): the load message names the batch and its records are read from here, so a
         batch's records cross Redis once instead of twice."""
-        raw = self.r.hget(self._key(run_id, table_id, "pending"), str(batch_no))
+        # read as bytes: a megabyte of text is not decoded to str only to be encoded again
+        raw = self.r.execute_command("HGET", self._key(run_id, table_id, "pending"),  # type: ignore[no-untyped-call]
+                                     str(batch_no), **{NEVER_DECODE: True})
         return None if raw is None else fastjson.loads(raw)
 
     def is_loaded(self, run_id: str, table_id: str, batch_no: int) -> bool:

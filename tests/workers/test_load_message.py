@@ -76,7 +76,7 @@ def test_the_kept_message_is_the_json_of_the_load_message(records):
             kept_message(SYNC.to_json(), item)
         return
     text = kept_message(SYNC.to_json(), item)
-    text.encode("utf-8")  # Redis takes it
+    text.decode("utf-8")  # UTF-8, as the load step reads it
     # (compared as sorted text: NaN != NaN)
     assert json.dumps(json.loads(text), sort_keys=True) == json.dumps(expected, sort_keys=True)
     assert item.record_texts is not None  # plain JSON: sized and spliced from one encoding
