@@ -334,3 +334,28 @@ def test_the_driver_executemany_stores_what_sqlalchemy_binding_stores(open_wareh
     monkeypatch.setattr(loader, "_execute_many", lambda conn, upsert, rows: conn.execute(upsert, rows))
     assert stored(open_warehouse(), "Slow") == fast
     assert len(fast) == 4
+
+
+@pytest.mark.parametrize("fields_only", [False, True], ids=["whole records", "some fields"])
+def test_loading_leaves_no_batch_in_cyclic_garbage(warehouse, fields_only):
+    """Reference counting frees a loaded batch at once: nothing of it waits in a reference cycle
+    for the collector, whose threshold a sync raises (``app.gc_thresholds``)."""
+    import gc
+
+    schema = table_schema("Cycles", FieldSpec("Name", "singleLineText", "fld1"))
+    records = [{"id": f"recCycle{n:09d}", "fields": {"Name": f"n{n}"}} for n in range(40)]
+    target = sync(warehouse, schema, records[:20], batch_size=20)
+    gc.collect()
+    gc.set_debug(gc.DEBUG_SAVEALL)
+    try:
+        for batch_no, start in enumerate(range(0, 40, 10), start=1):
+            chunk = [dict(r) for r in records[start:start + 10]]
+            warehouse.load_batch(target, Batch("run-1", schema.table, batch_no, chunk,
+                                               fields=("Name",) if fields_only else None))
+        gc.collect()
+        kept = [o for o in gc.garbage if isinstance(o, list | tuple | dict | set)
+                and any(isinstance(v, str) and v.startswith("recCycle") for v in o)]
+    finally:
+        gc.set_debug(0)
+        gc.garbage.clear()
+    assert kept == []
